@@ -1,0 +1,75 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a Store returns. Adapters turn their driver's errors into these at
+// the boundary (wrapping the original for logs).
+var (
+	// ErrConflict: a Put found a record whose version is not the expected one.
+	ErrConflict = errors.New("profile changed concurrently")
+	// ErrNotFound: no such identifier link or definitions document.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable: the store cannot be reached or did not answer in time.
+	ErrUnavailable = errors.New("profile store unavailable")
+)
+
+// Record is one stored profile record (primary or seasonal) as opaque bytes
+// with the version that the next Put must expect. Version 0 means absent.
+type Record struct {
+	Data    []byte
+	Version uint64
+}
+
+// Write is one record to write in a Put. Season "" is the primary record.
+// Data nil deletes the record. The write applies only when the stored version
+// is still Expect (0: the record must be absent); the record then gets Version.
+type Write struct {
+	Season  string
+	Expect  uint64
+	Version uint64
+	Data    []byte
+	TTL     time.Duration
+}
+
+// Store keeps profile records, identity links and the definitions document.
+// All records of one profile live together (one Redis hash slot), so that a
+// Get is one round trip and a Put is atomic over them.
+type Store interface {
+	// Get reads the primary record of pid followed by the named seasonal
+	// records, in that order, in one round trip. Absent records have Version 0.
+	Get(ctx context.Context, pid string, seasons []string) ([]Record, error)
+	// Put applies the writes atomically: all of them, or none and ErrConflict.
+	Put(ctx context.Context, pid string, writes []Write) error
+	// Delete removes every record of pid, primary and all seasonal ones.
+	Delete(ctx context.Context, pid string) error
+
+	// Link maps ident to pid unless ident is already mapped, and returns the
+	// pid ident maps to afterwards. It refreshes the link's TTL.
+	Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error)
+	// Lookup returns the pid ident maps to, or ErrNotFound.
+	Lookup(ctx context.Context, ident string) (string, error)
+	// Unlink removes ident's link if it still maps to pid.
+	Unlink(ctx context.Context, ident, pid string) error
+
+	// Scan lists profile ids in pages; an empty cursor starts and an empty
+	// next cursor ends. Pages may be shorter than count.
+	Scan(ctx context.Context, cursor string, count int) (pids []string, next string, err error)
+
+	// Definitions returns the stored definitions document and its revision,
+	// or ErrNotFound.
+	Definitions(ctx context.Context) (doc []byte, rev int64, err error)
+	// Revision returns the revision of the stored document (0 when none); it
+	// is cheap, so nodes poll it to pick up changes.
+	Revision(ctx context.Context) (int64, error)
+	// PutDefinitions stores doc as the next revision and returns it.
+	PutDefinitions(ctx context.Context, doc []byte) (int64, error)
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}

@@ -1,0 +1,79 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/etalage/etalage/profile"
+)
+
+// Problem is one validation error in a definitions document.
+type Problem struct {
+	Path    string `json:"path"`    // e.g. segments[3].rule.any[1].field
+	Message string `json:"message"` // for a marketer
+}
+
+// ValidationError lists every problem found in a document.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 0 {
+		return "invalid definitions"
+	}
+	return "invalid definitions: " + e.Problems[0].Path + ": " + e.Problems[0].Message
+}
+
+// Context is the request context that rules can see under context.*.
+type Context struct {
+	Device   string // mobile, tablet, desktop or bot
+	Browser  string // e.g. Chrome, Firefox, Safari
+	OS       string // e.g. Android, iOS, Windows, macOS, Linux
+	Bot      bool
+	URL      string
+	Referrer string
+	Language string // primary language subtag, lower-case: "nl"
+}
+
+// Input is what a decision is made on. Seasonal is parallel to the Set's
+// Seasons(); the Set itself hides seasonal profiles outside their active
+// window at Now.
+type Input struct {
+	Profile  *profile.Profile
+	Seasonal []*profile.Profile
+	Context  Context
+	Now      time.Time
+}
+
+// Block is a compiled content block.
+type Block struct {
+	ID       string
+	Slot     string
+	Segment  string // "" for everyone
+	Priority int
+	Data     []byte // the block's data as compact JSON, nil when none
+	// unexported: parsed template, schedule, ...
+}
+
+// Choice is the block chosen for one requested slot.
+type Choice struct {
+	Slot  string
+	Block *Block // nil when no block is eligible
+	HTML  []byte // the rendered html (escaped profile values), nil when the block has none
+}
+
+// Decision is the outcome for one request: the segments the visitor is in
+// (in document order) and one Choice per requested slot, in request order.
+// A Decision is reused between requests: Reset keeps its buffers.
+type Decision struct {
+	Segments []string
+	Choices  []Choice
+	buf      []byte
+}
+
+// Reset empties d, keeping its memory for the next decision.
+func (d *Decision) Reset() {
+	d.Segments = d.Segments[:0]
+	d.Choices = d.Choices[:0]
+	d.buf = d.buf[:0]
+}
