@@ -74,14 +74,15 @@ type Event struct {
 	Category string // page_view, cart_add
 	Price    float64
 	Quantity int
-	OrderID  string // purchase
-	Items    []Item // purchase
-	Campaign string // email_open, email_click
-	Form     string // form_submit
+	OrderID  string           // purchase
+	Items    []Item           // purchase
+	Campaign string           // email_open, email_click
+	Form     string           // form_submit
 	Fields   map[string]Value // form_submit, identify
 	Email    string           // identify (normalised)
 	Customer string           // identify: shop customer id
 	Name     string           // interest
 	On       bool             // interest
 	Purposes map[string]bool  // consent
+	Trusted  bool             // sent by a server-side caller with the API key
 }

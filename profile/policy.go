@@ -18,10 +18,10 @@ type Scorer interface {
 // Policy is everything from the definitions and the configuration that
 // changes how events are applied. It is immutable once built.
 type Policy struct {
-	Seasons        []Season
-	Scorer         Scorer          // may be nil
-	Fields         map[string]Kind // declared custom fields; values are coerced to these kinds
-	ConsentNeeded  bool            // --consent required: no behaviour before "profiling" consent
-	AnonymousTTL   time.Duration   // default 90 days of inactivity
-	KnownTTL       time.Duration   // default 400 days of inactivity
+	Seasons       []Season
+	Scorer        Scorer          // may be nil
+	Fields        map[string]Kind // declared custom fields; values are coerced to these kinds
+	ConsentNeeded bool            // --consent required: no behaviour before "profiling" consent
+	AnonymousTTL  time.Duration   // default 90 days of inactivity
+	KnownTTL      time.Duration   // default 400 days of inactivity
 }

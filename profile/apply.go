@@ -1,0 +1,421 @@
+package profile
+
+import (
+	"sort"
+	"time"
+)
+
+// isBehaviour reports whether an event type is behaviour: what consent
+// "profiling" governs and what counters count.
+func isBehaviour(t EventType) bool {
+	switch t {
+	case PageView, Click, CartAdd, CartRemove, Purchase, EmailOpen, EmailClick, FormSubmit:
+		return true
+	}
+	return false
+}
+
+// route returns the index in pol.Seasons of the season whose collect window
+// is open at t and that takes the event (explicit season, gift flag or a
+// listed category), or -1 for the primary profile. Items of a purchase are
+// routed one by one (routeItem); the explicit season routes the whole event.
+func route(pol *Policy, ev *Event, t time.Time) int {
+	for i := range pol.Seasons {
+		s := &pol.Seasons[i]
+		if _, ok := s.Collecting(t); !ok {
+			continue
+		}
+		if ev.Season != "" {
+			if ev.Season == s.ID {
+				return i
+			}
+			continue
+		}
+		if (s.Gift && ev.Gift) || hasString(s.Categories, ev.Category) {
+			return i
+		}
+	}
+	return -1
+}
+
+func routeItem(pol *Policy, it *Item, t time.Time) int {
+	ev := Event{Gift: it.Gift, Category: it.Category}
+	return route(pol, &ev, t)
+}
+
+func hasString(list []string, s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// touch records activity at ts: first and last seen, and a new visit after
+// visitGap of inactivity.
+func (p *Profile) touch(ts int64) {
+	if p.FirstSeen == 0 || ts < p.FirstSeen {
+		p.FirstSeen = ts
+	}
+	if p.LastSeen == 0 || ts-p.LastSeen > int64(visitGap/time.Second) {
+		p.Visits++
+	}
+	if ts > p.LastSeen {
+		p.LastSeen = ts
+	}
+}
+
+// apply changes p by one event at ts and returns whether it did. Routing,
+// consent and identity are decided by the caller; hits are what the
+// scoring rules add.
+func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
+	switch ev.Type {
+	case PageView:
+		p.count(PageView, Key{URL: ev.URL, Category: ev.Category}, ts, 1)
+	case Click:
+		p.count(Click, Key{URL: ev.URL, Target: ev.Target}, ts, 1)
+	case CartAdd:
+		p.count(CartAdd, Key{SKU: ev.SKU, Category: ev.Category}, ts, 1)
+		p.cartAdd(CartItem{SKU: ev.SKU, Category: ev.Category, Price: ev.Price, Quantity: ev.Quantity, Gift: ev.Gift}, ts)
+	case CartRemove:
+		p.count(CartRemove, Key{SKU: ev.SKU}, ts, 1)
+		p.cartRemove(ev.SKU, ev.Quantity, ts)
+	case Purchase:
+		if !p.purchase(ev, ts) {
+			return false
+		}
+	case EmailOpen:
+		p.count(EmailOpen, Key{Campaign: ev.Campaign}, ts, 1)
+	case EmailClick:
+		p.count(EmailClick, Key{Campaign: ev.Campaign, URL: ev.URL}, ts, 1)
+	case FormSubmit:
+		p.count(FormSubmit, Key{Form: ev.Form}, ts, 1)
+		p.setFields(ev.Fields, ts)
+	case Identify:
+		p.Known = true
+		if ev.Email != "" {
+			p.Email = ev.Email
+		}
+		if ev.Customer != "" {
+			p.CustomerID = ev.Customer
+		}
+		p.setFields(ev.Fields, ts)
+	case InterestEvent:
+		src := SourceVisitor
+		if ev.Trusted {
+			src = SourceShop
+		}
+		p.setInterest(ev.Name, ev.On, src, ts)
+	case ConsentEvent:
+		if p.Consents == nil {
+			p.Consents = make(map[string]Consent, len(ev.Purposes))
+		}
+		for name, granted := range ev.Purposes {
+			if _, ok := p.Consents[name]; !ok && len(p.Consents) >= MaxConsents {
+				continue
+			}
+			p.Consents[name] = Consent{Granted: granted, At: ts}
+		}
+	default:
+		return false
+	}
+	for _, h := range hits {
+		p.Score += h.Points
+		if h.Interest != "" {
+			p.setInterest(h.Interest, true, SourceScoring, ts)
+		}
+	}
+	if isBehaviour(ev.Type) {
+		p.touch(ts)
+	}
+	return true
+}
+
+// setInterest sets an interest. A scoring rule never switches on an interest
+// that the visitor or the shop switched off.
+func (p *Profile) setInterest(name string, on bool, src Source, ts int64) {
+	old, ok := p.Interests[name]
+	if ok && src == SourceScoring && !old.On && old.Source != SourceScoring {
+		return
+	}
+	if ok && old.On == on && src == SourceScoring {
+		return
+	}
+	if !ok && len(p.Interests) >= MaxInterests {
+		return
+	}
+	if p.Interests == nil {
+		p.Interests = make(map[string]Interest)
+	}
+	p.Interests[name] = Interest{On: on, Source: src, At: ts}
+}
+
+// setFields sets explicit fields; a null value removes one. New fields
+// beyond MaxFields are dropped.
+func (p *Profile) setFields(fields map[string]Value, ts int64) {
+	for name, v := range fields {
+		if v.Kind == KindNone {
+			delete(p.Fields, name)
+			continue
+		}
+		if _, ok := p.Fields[name]; !ok && len(p.Fields) >= MaxFields {
+			continue
+		}
+		if p.Fields == nil {
+			p.Fields = make(map[string]Field, len(fields))
+		}
+		p.Fields[name] = Field{Value: v, At: ts}
+	}
+}
+
+func (p *Profile) cartAdd(it CartItem, ts int64) {
+	if it.Quantity <= 0 {
+		it.Quantity = 1
+	}
+	for i := range p.Cart.Items {
+		c := &p.Cart.Items[i]
+		if c.SKU == it.SKU {
+			c.Quantity += it.Quantity
+			if it.Price > 0 {
+				c.Price = it.Price
+			}
+			if it.Category != "" {
+				c.Category = it.Category
+			}
+			c.Gift = c.Gift || it.Gift
+			p.Cart.UpdatedAt = max(p.Cart.UpdatedAt, ts)
+			return
+		}
+	}
+	if len(p.Cart.Items) >= MaxCartItems {
+		p.Cart.Items = append(p.Cart.Items[:0], p.Cart.Items[1:]...)
+	}
+	p.Cart.Items = append(p.Cart.Items, it)
+	p.Cart.UpdatedAt = max(p.Cart.UpdatedAt, ts)
+}
+
+// cartRemove takes quantity off a line, or the whole line when quantity is 0.
+func (p *Profile) cartRemove(sku string, quantity int, ts int64) {
+	for i := range p.Cart.Items {
+		c := &p.Cart.Items[i]
+		if c.SKU != sku {
+			continue
+		}
+		c.Quantity -= quantity
+		if quantity == 0 || c.Quantity <= 0 {
+			p.Cart.Items = append(p.Cart.Items[:i], p.Cart.Items[i+1:]...)
+		}
+		p.Cart.UpdatedAt = max(p.Cart.UpdatedAt, ts)
+		return
+	}
+}
+
+// purchase counts an order once: an order id already held changes nothing.
+func (p *Profile) purchase(ev *Event, ts int64) bool {
+	for _, o := range p.Orders {
+		if o.ID == ev.OrderID {
+			return false
+		}
+	}
+	var value float64
+	for i := range ev.Items {
+		it := &ev.Items[i]
+		q := max(it.Quantity, 1)
+		value += it.Price * float64(q)
+		p.count(Purchase, Key{SKU: it.SKU, Category: it.Category}, ts, 1)
+		p.cartRemove(it.SKU, 0, ts)
+	}
+	p.count(Purchase, Key{}, ts, 1)
+	if len(p.Orders) >= MaxOrders {
+		p.Orders = append(p.Orders[:0], p.Orders[1:]...)
+	}
+	p.Orders = append(p.Orders, Order{ID: ev.OrderID, At: ts, Value: value})
+	return true
+}
+
+// count adds n events at ts to the counter of (t, k), creating it and, at
+// MaxCounters, dropping the least recently used counter first.
+func (p *Profile) count(t EventType, k Key, ts int64, n uint32) {
+	if len(k.URL) > maxURL {
+		k.URL = k.URL[:maxURL]
+	}
+	i := p.counter(t, k)
+	if i < 0 {
+		if len(p.Behaviour) >= MaxCounters {
+			lru := 0
+			for j := range p.Behaviour {
+				if p.Behaviour[j].Last < p.Behaviour[lru].Last {
+					lru = j
+				}
+			}
+			p.Behaviour = append(p.Behaviour[:lru], p.Behaviour[lru+1:]...)
+		}
+		p.Behaviour = append(p.Behaviour, Counter{Type: t, Key: k, First: ts, Last: ts})
+		i = len(p.Behaviour) - 1
+	}
+	c := &p.Behaviour[i]
+	c.Total += n
+	c.First = min(c.First, ts)
+	c.Last = max(c.Last, ts)
+	c.addDay(Day(ts), n)
+}
+
+func (p *Profile) counter(t EventType, k Key) int {
+	for i := range p.Behaviour {
+		if p.Behaviour[i].Type == t && p.Behaviour[i].Key == k {
+			return i
+		}
+	}
+	return -1
+}
+
+// Day returns the day bucket (days since the unix epoch, UTC) of unix
+// seconds ts.
+func Day(ts int64) int32 {
+	if ts < 0 {
+		return int32((ts - 86399) / 86400)
+	}
+	return int32(ts / 86400)
+}
+
+// addDay adds n to the bucket of day, keeping buckets ascending and no
+// older than MaxDays before the newest.
+func (c *Counter) addDay(day int32, n uint32) {
+	i := sort.Search(len(c.Days), func(i int) bool { return c.Days[i].Day >= day })
+	if i < len(c.Days) && c.Days[i].Day == day {
+		c.Days[i].N += n
+	} else {
+		c.Days = append(c.Days, DayCount{})
+		copy(c.Days[i+1:], c.Days[i:])
+		c.Days[i] = DayCount{Day: day, N: n}
+	}
+	newest := c.Days[len(c.Days)-1].Day
+	drop := 0
+	for drop < len(c.Days) && c.Days[drop].Day <= newest-MaxDays {
+		drop++
+	}
+	if drop > 0 {
+		c.Days = append(c.Days[:0], c.Days[drop:]...)
+	}
+}
+
+// forgetBehaviour removes everything "profiling" consent governs: counters,
+// cart, orders, score, scored interests, visits. Explicit fields, the
+// visitor's own interests and consents stay.
+func (p *Profile) forgetBehaviour() {
+	p.Behaviour = nil
+	p.Cart = Cart{}
+	p.Orders = nil
+	p.Score = 0
+	p.Visits = 0
+	for k, in := range p.Interests {
+		if in.Source == SourceScoring {
+			delete(p.Interests, k)
+		}
+	}
+}
+
+// Merge merges src into p: counters add, newer field values win, interests
+// and consents are united (the newer setting wins), first-seen is the
+// earliest. p keeps its identity; src's id becomes an alias.
+func (p *Profile) Merge(src *Profile) {
+	if src.FirstSeen != 0 && (p.FirstSeen == 0 || src.FirstSeen < p.FirstSeen) {
+		p.FirstSeen = src.FirstSeen
+	}
+	p.LastSeen = max(p.LastSeen, src.LastSeen)
+	p.Visits += src.Visits
+	p.Score += src.Score
+	if p.Email == "" {
+		p.Email = src.Email
+	}
+	if p.CustomerID == "" {
+		p.CustomerID = src.CustomerID
+	}
+	for k, f := range src.Fields {
+		if old, ok := p.Fields[k]; ok && old.At > f.At {
+			continue
+		}
+		if p.Fields == nil {
+			p.Fields = make(map[string]Field)
+		}
+		if _, ok := p.Fields[k]; !ok && len(p.Fields) >= MaxFields {
+			continue
+		}
+		p.Fields[k] = f
+	}
+	for k, in := range src.Interests {
+		if old, ok := p.Interests[k]; ok && old.At > in.At {
+			continue
+		}
+		if p.Interests == nil {
+			p.Interests = make(map[string]Interest)
+		}
+		if _, ok := p.Interests[k]; !ok && len(p.Interests) >= MaxInterests {
+			continue
+		}
+		p.Interests[k] = in
+	}
+	for k, c := range src.Consents {
+		if old, ok := p.Consents[k]; ok && old.At > c.At {
+			continue
+		}
+		if p.Consents == nil {
+			p.Consents = make(map[string]Consent)
+		}
+		p.Consents[k] = c
+	}
+	for _, it := range src.Cart.Items {
+		p.cartAdd(it, src.Cart.UpdatedAt)
+	}
+	for _, o := range src.Orders {
+		dup := false
+		for _, mine := range p.Orders {
+			if mine.ID == o.ID {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			p.Orders = append(p.Orders, o)
+		}
+	}
+	sort.SliceStable(p.Orders, func(i, j int) bool { return p.Orders[i].At < p.Orders[j].At })
+	if len(p.Orders) > MaxOrders {
+		p.Orders = p.Orders[len(p.Orders)-MaxOrders:]
+	}
+	for i := range src.Behaviour {
+		sc := &src.Behaviour[i]
+		j := p.counter(sc.Type, sc.Key)
+		if j < 0 {
+			p.Behaviour = append(p.Behaviour, Counter{Type: sc.Type, Key: sc.Key, First: sc.First, Last: sc.Last})
+			j = len(p.Behaviour) - 1
+		}
+		c := &p.Behaviour[j]
+		c.Total += sc.Total
+		c.First = min(c.First, sc.First)
+		c.Last = max(c.Last, sc.Last)
+		for _, d := range sc.Days {
+			c.addDay(d.Day, d.N)
+		}
+	}
+	for len(p.Behaviour) > MaxCounters {
+		lru := 0
+		for j := range p.Behaviour {
+			if p.Behaviour[j].Last < p.Behaviour[lru].Last {
+				lru = j
+			}
+		}
+		p.Behaviour = append(p.Behaviour[:lru], p.Behaviour[lru+1:]...)
+	}
+	if src.ID != "" && src.ID != p.ID {
+		p.Aliases = append(p.Aliases, src.ID)
+	}
+	p.Aliases = append(p.Aliases, src.Aliases...)
+	if len(p.Aliases) > MaxAliases {
+		p.Aliases = p.Aliases[len(p.Aliases)-MaxAliases:]
+	}
+}
