@@ -1,0 +1,372 @@
+package embeddedstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	bolt "go.etcd.io/bbolt"
+)
+
+var _ profile.Store = (*Store)(nil)
+
+var (
+	bucketRecords = []byte("records") // pid \x00 season → version | expiry | data
+	bucketLinks   = []byte("links")   // ident → version(0) | expiry | pid
+	bucketMeta    = []byte("meta")    // "doc", "rev"
+)
+
+// sweepEvery is how often expired records and links are deleted; reads
+// treat them as absent meanwhile.
+const sweepEvery = time.Minute
+
+// Store is a profile.Store on a bbolt file.
+type Store struct {
+	db   *bolt.DB
+	now  func() time.Time
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens or creates the store in dir (<dir>/profiles.db).
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, "profiles.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: the store is in use by another process", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, now: time.Now, stop: make(chan struct{})}
+	s.wg.Add(1)
+	go s.sweeper()
+	return s, nil
+}
+
+func recordKey(pid, season string) []byte {
+	k := make([]byte, 0, len(pid)+1+len(season))
+	k = append(k, pid...)
+	k = append(k, 0)
+	return append(k, season...)
+}
+
+// encode lays a value out as version | expiry (unix nanos, 0 = never) | data.
+func encode(version uint64, ttl time.Duration, now time.Time, data []byte) []byte {
+	b := make([]byte, 16, 16+len(data))
+	binary.BigEndian.PutUint64(b, version)
+	if ttl > 0 {
+		binary.BigEndian.PutUint64(b[8:], uint64(now.Add(ttl).UnixNano()))
+	}
+	return append(b, data...)
+}
+
+// decode returns the version and data of a stored value, or ok false when
+// it is absent or expired.
+func decode(v []byte, now time.Time) (uint64, []byte, bool) {
+	if len(v) < 16 {
+		return 0, nil, false
+	}
+	if exp := binary.BigEndian.Uint64(v[8:16]); exp != 0 && int64(exp) <= now.UnixNano() {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint64(v[:8]), v[16:], true
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%s: %w: %w", op, profile.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// Get reads the primary record and the named seasonal records.
+func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profile.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("get profile: %w: %w", profile.ErrUnavailable, err)
+	}
+	out := make([]profile.Record, 1+len(seasons))
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		for i := range out {
+			season := ""
+			if i > 0 {
+				season = seasons[i-1]
+			}
+			if ver, data, ok := decode(b.Get(recordKey(pid, season)), now); ok {
+				out[i] = profile.Record{Data: bytes.Clone(data), Version: ver}
+			}
+		}
+		return nil
+	})
+	return out, wrap("get profile", err)
+}
+
+// Put applies the writes atomically if every expected version holds.
+func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, err)
+	}
+	now := s.now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		for _, w := range writes {
+			ver, _, _ := decode(b.Get(recordKey(pid, w.Season)), now)
+			if ver != w.Expect {
+				return profile.ErrConflict
+			}
+		}
+		for _, w := range writes {
+			k := recordKey(pid, w.Season)
+			if w.Data == nil {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.Put(k, encode(w.Version, w.TTL, now, w.Data)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("put profile", err)
+}
+
+// Delete removes every record of pid.
+func (s *Store) Delete(ctx context.Context, pid string) error {
+	prefix := recordKey(pid, "")
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("delete profile", err)
+}
+
+// Link maps ident to pid unless it maps elsewhere already.
+func (s *Store) Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error) {
+	now := s.now()
+	got := pid
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLinks)
+		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok && string(cur) != pid {
+			got = string(cur)
+			return nil
+		}
+		return b.Put([]byte(ident), encode(0, ttl, now, []byte(pid)))
+	})
+	return got, wrap("link", err)
+}
+
+// Lookup returns the pid ident maps to.
+func (s *Store) Lookup(ctx context.Context, ident string) (string, error) {
+	var pid string
+	now := s.now()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		_, cur, ok := decode(tx.Bucket(bucketLinks).Get([]byte(ident)), now)
+		if !ok {
+			return profile.ErrNotFound
+		}
+		pid = string(cur)
+		return nil
+	})
+	if errors.Is(err, profile.ErrNotFound) {
+		return "", profile.ErrNotFound
+	}
+	return pid, wrap("lookup", err)
+}
+
+// Unlink removes ident's link if it maps to pid.
+func (s *Store) Unlink(ctx context.Context, ident, pid string) error {
+	now := s.now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLinks)
+		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok && string(cur) == pid {
+			return b.Delete([]byte(ident))
+		}
+		return nil
+	})
+	return wrap("unlink", err)
+}
+
+// Scan lists primary profiles in key order; the cursor is the last pid
+// returned.
+func (s *Store) Scan(ctx context.Context, cursor string, count int) ([]string, string, error) {
+	if count <= 0 {
+		count = 100
+	}
+	now := s.now()
+	var pids []string
+	next := ""
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		var k, v []byte
+		if cursor == "" {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek(recordKey(cursor, "\xff"))
+		}
+		for ; k != nil; k, v = c.Next() {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || i != len(k)-1 {
+				continue // a seasonal record
+			}
+			if _, _, ok := decode(v, now); !ok {
+				continue
+			}
+			if len(pids) == count {
+				next = pids[len(pids)-1]
+				return nil
+			}
+			pids = append(pids, string(k[:i]))
+		}
+		return nil
+	})
+	return pids, next, wrap("scan", err)
+}
+
+// Definitions returns the stored definitions document.
+func (s *Store) Definitions(ctx context.Context) ([]byte, int64, error) {
+	var doc []byte
+	var rev int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		d := b.Get([]byte("doc"))
+		if d == nil {
+			return profile.ErrNotFound
+		}
+		doc = bytes.Clone(d)
+		rev, _ = strconv.ParseInt(string(b.Get([]byte("rev"))), 10, 64)
+		return nil
+	})
+	if errors.Is(err, profile.ErrNotFound) {
+		return nil, 0, profile.ErrNotFound
+	}
+	return doc, rev, wrap("read definitions", err)
+}
+
+// Revision returns the stored revision, 0 when none.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	var rev int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		rev, _ = strconv.ParseInt(string(tx.Bucket(bucketMeta).Get([]byte("rev"))), 10, 64)
+		return nil
+	})
+	return rev, wrap("read revision", err)
+}
+
+// PutDefinitions stores doc as the next revision.
+func (s *Store) PutDefinitions(ctx context.Context, doc []byte) (int64, error) {
+	var rev int64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		rev, _ = strconv.ParseInt(string(b.Get([]byte("rev"))), 10, 64)
+		rev++
+		if err := b.Put([]byte("doc"), doc); err != nil {
+			return err
+		}
+		return b.Put([]byte("rev"), []byte(strconv.FormatInt(rev, 10)))
+	})
+	return rev, wrap("store definitions", err)
+}
+
+// Ping checks that the database is open.
+func (s *Store) Ping(ctx context.Context) error {
+	return wrap("ping", s.db.View(func(*bolt.Tx) error { return nil }))
+}
+
+// Close stops the sweeper and closes the file.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+func (s *Store) sweeper() {
+	defer s.wg.Done()
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Sweep deletes expired records and links, in batches so that writers are
+// never blocked for long.
+func (s *Store) Sweep() {
+	for _, name := range [][]byte{bucketRecords, bucketLinks} {
+		var from []byte
+		for {
+			done := true
+			now := s.now()
+			s.db.Update(func(tx *bolt.Tx) error {
+				c := tx.Bucket(name).Cursor()
+				k, v := c.First()
+				if from != nil {
+					k, v = c.Seek(from)
+				}
+				for n := 0; k != nil; n++ {
+					if n == 1000 {
+						from, done = bytes.Clone(k), false
+						return nil
+					}
+					if _, _, ok := decode(v, now); !ok {
+						kk := bytes.Clone(k)
+						if err := c.Delete(); err != nil {
+							return err
+						}
+						k, v = c.Seek(kk)
+						continue
+					}
+					k, v = c.Next()
+				}
+				return nil
+			})
+			if done {
+				break
+			}
+		}
+	}
+}

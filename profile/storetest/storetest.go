@@ -1,0 +1,224 @@
+// Package storetest is the conformance suite of profile.Store: every
+// adapter runs the same tests (embedded store, single Redis, Redis Cluster).
+// It imports profile and testify only.
+package storetest
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Run runs the suite; open returns an empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) profile.Store) {
+	ctx := context.Background()
+	pid := profile.NewID()
+
+	t.Run("GetAbsent", func(t *testing.T) {
+		st := open(t)
+		recs, err := st.Get(ctx, pid, []string{"a", "b"})
+		require.NoError(t, err)
+		require.Len(t, recs, 3)
+		for _, r := range recs {
+			assert.Zero(t, r.Version)
+			assert.Nil(t, r.Data)
+		}
+	})
+
+	t.Run("PutGet", func(t *testing.T) {
+		st := open(t)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{
+			{Expect: 0, Version: 7, Data: []byte("primary"), TTL: time.Hour},
+			{Season: "sint", Expect: 0, Version: 3, Data: []byte("seasonal"), TTL: time.Hour},
+		}))
+		recs, err := st.Get(ctx, pid, []string{"sint", "easter"})
+		require.NoError(t, err)
+		assert.Equal(t, []profile.Record{{Data: []byte("primary"), Version: 7}, {Data: []byte("seasonal"), Version: 3}, {}}, recs)
+		other, err := st.Get(ctx, profile.NewID(), nil)
+		require.NoError(t, err)
+		assert.Zero(t, other[0].Version, "profiles do not share records")
+	})
+
+	t.Run("ConflictIsAtomic", func(t *testing.T) {
+		st := open(t)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("v1")}}))
+		err := st.Put(ctx, pid, []profile.Write{
+			{Season: "sint", Expect: 0, Version: 1, Data: []byte("s1")},
+			{Expect: 5, Version: 6, Data: []byte("stale")},
+		})
+		require.ErrorIs(t, err, profile.ErrConflict)
+		recs, err := st.Get(ctx, pid, []string{"sint"})
+		require.NoError(t, err)
+		assert.Equal(t, []profile.Record{{Data: []byte("v1"), Version: 1}, {}}, recs, "a conflicting batch writes nothing")
+		require.ErrorIs(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 9, Data: []byte("x")}}), profile.ErrConflict, "expect 0 means absent")
+	})
+
+	t.Run("DeleteRecordByNilData", func(t *testing.T) {
+		st := open(t)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p")}, {Season: "s", Expect: 0, Version: 1, Data: []byte("s")}}))
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Season: "s", Expect: 1, Version: 2, Data: nil}}))
+		recs, err := st.Get(ctx, pid, []string{"s"})
+		require.NoError(t, err)
+		assert.Equal(t, uint64(1), recs[0].Version)
+		assert.Zero(t, recs[1].Version)
+	})
+
+	t.Run("DeleteRemovesEverything", func(t *testing.T) {
+		st := open(t)
+		keep := profile.NewID()
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p")}, {Season: "a", Expect: 0, Version: 1, Data: []byte("a")}, {Season: "b", Expect: 0, Version: 1, Data: []byte("b")}}))
+		require.NoError(t, st.Put(ctx, keep, []profile.Write{{Expect: 0, Version: 1, Data: []byte("k")}}))
+		require.NoError(t, st.Delete(ctx, pid))
+		recs, err := st.Get(ctx, pid, []string{"a", "b"})
+		require.NoError(t, err)
+		for _, r := range recs {
+			assert.Zero(t, r.Version)
+		}
+		recs, err = st.Get(ctx, keep, nil)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(1), recs[0].Version, "other profiles stay")
+		require.NoError(t, st.Delete(ctx, profile.NewID()), "deleting an absent profile is fine")
+	})
+
+	t.Run("TTL", func(t *testing.T) {
+		st := open(t)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: 1100 * time.Millisecond}}))
+		_, err := st.Link(ctx, "email:ttl", pid, 1100*time.Millisecond)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			recs, err := st.Get(ctx, pid, nil)
+			_, lerr := st.Lookup(ctx, "email:ttl")
+			return err == nil && recs[0].Version == 0 && errors.Is(lerr, profile.ErrNotFound)
+		}, 10*time.Second, 100*time.Millisecond)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 2, Data: []byte("again")}}), "an expired record is absent")
+	})
+
+	t.Run("Links", func(t *testing.T) {
+		st := open(t)
+		other := profile.NewID()
+		_, err := st.Lookup(ctx, "email:x")
+		require.ErrorIs(t, err, profile.ErrNotFound)
+		got, err := st.Link(ctx, "email:x", pid, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, pid, got)
+		got, err = st.Link(ctx, "email:x", other, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, pid, got, "a link is never overwritten")
+		got, err = st.Lookup(ctx, "email:x")
+		require.NoError(t, err)
+		assert.Equal(t, pid, got)
+		require.NoError(t, st.Unlink(ctx, "email:x", other))
+		got, err = st.Lookup(ctx, "email:x")
+		require.NoError(t, err)
+		assert.Equal(t, pid, got, "unlink leaves a link to another profile")
+		require.NoError(t, st.Unlink(ctx, "email:x", pid))
+		_, err = st.Lookup(ctx, "email:x")
+		require.ErrorIs(t, err, profile.ErrNotFound)
+	})
+
+	t.Run("Scan", func(t *testing.T) {
+		st := open(t)
+		want := make([]string, 0, 230)
+		for range 230 {
+			p := profile.NewID()
+			want = append(want, p)
+			require.NoError(t, st.Put(ctx, p, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: time.Hour}, {Season: "s", Expect: 0, Version: 1, Data: []byte("s"), TTL: time.Hour}}))
+		}
+		_, err := st.Link(ctx, "customer:1", want[0], time.Hour)
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		cursor := ""
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 1000, "scan does not end")
+			pids, next, err := st.Scan(ctx, cursor, 50)
+			require.NoError(t, err)
+			assert.LessOrEqual(t, len(pids), 100)
+			for _, p := range pids {
+				seen[p] = true
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		got := make([]string, 0, len(seen))
+		for p := range seen {
+			got = append(got, p)
+		}
+		sort.Strings(got)
+		sort.Strings(want)
+		assert.Equal(t, want, got, "every profile once, no seasonal records or links")
+	})
+
+	t.Run("Definitions", func(t *testing.T) {
+		st := open(t)
+		_, _, err := st.Definitions(ctx)
+		require.ErrorIs(t, err, profile.ErrNotFound)
+		rev, err := st.Revision(ctx)
+		require.NoError(t, err)
+		assert.Zero(t, rev)
+		r1, err := st.PutDefinitions(ctx, []byte("one"))
+		require.NoError(t, err)
+		r2, err := st.PutDefinitions(ctx, []byte("two"))
+		require.NoError(t, err)
+		assert.Equal(t, int64(1), r1)
+		assert.Equal(t, int64(2), r2)
+		doc, rev, err := st.Definitions(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "two", string(doc))
+		assert.Equal(t, int64(2), rev)
+		rev, err = st.Revision(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, int64(2), rev)
+	})
+
+	t.Run("ConcurrentCAS", func(t *testing.T) {
+		st := open(t)
+		const workers, each = 8, 25
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					for {
+						recs, err := st.Get(ctx, pid, nil)
+						if !assert.NoError(t, err) {
+							return
+						}
+						n := uint64(0)
+						if recs[0].Version != 0 {
+							n = binary.BigEndian.Uint64(recs[0].Data)
+						}
+						data := binary.BigEndian.AppendUint64(nil, n+1)
+						err = st.Put(ctx, pid, []profile.Write{{Expect: recs[0].Version, Version: recs[0].Version + 1, Data: data}})
+						if errors.Is(err, profile.ErrConflict) {
+							continue
+						}
+						if !assert.NoError(t, err) {
+							return
+						}
+						break
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		recs, err := st.Get(ctx, pid, nil)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(workers*each), binary.BigEndian.Uint64(recs[0].Data), "no increment lost")
+	})
+
+	t.Run("Ping", func(t *testing.T) {
+		require.NoError(t, open(t).Ping(ctx))
+	})
+}
