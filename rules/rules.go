@@ -52,7 +52,7 @@ type Block struct {
 	Segment  string // "" for everyone
 	Priority int
 	Data     []byte // the block's data as compact JSON, nil when none
-	// unexported: parsed template, schedule, ...
+	x        blockExtra
 }
 
 // Choice is the block chosen for one requested slot.
