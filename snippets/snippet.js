@@ -1,0 +1,123 @@
+/* etalage snippet: personalised slots, events, identity. No dependencies. */
+(function (w, d) {
+  'use strict';
+  var pre = w.etalage, Q = 'etalage:q', MAX = 100;
+  if (pre && pre.ready) return; // loaded twice
+  var me = d.currentScript || (function () {
+    var s = d.querySelectorAll('script[src$="/snippet.js"]');
+    return s[s.length - 1];
+  })();
+  var base = me && me.src ? new URL(me.src, location.href).origin : location.origin;
+  var timeout = +((me && me.getAttribute('data-timeout')) || 400);
+  var timer = 0, backoff = 1000;
+
+  function load() {
+    try { return JSON.parse(localStorage.getItem(Q)) || []; } catch (e) { return []; }
+  }
+  function save(q) {
+    try { localStorage.setItem(Q, JSON.stringify(q.slice(-MAX))); } catch (e) {}
+  }
+  function enqueue(evs) { save(load().concat(evs)); }
+  // take removes the events just sent from the persisted queue, leaving any
+  // queued meanwhile.
+  function take(sent) {
+    var q = load(), ids = {};
+    sent.forEach(function (e) { ids[e._id] = 1; });
+    save(q.filter(function (e) { return !ids[e._id]; }));
+  }
+  function strip(evs) {
+    return evs.map(function (e) {
+      var o = {}; for (var k in e) if (k !== '_id') o[k] = e[k]; return o;
+    });
+  }
+  function post(path, body, keepalive) {
+    return fetch(base + path, {
+      method: 'POST', credentials: 'include', keepalive: !!keepalive,
+      headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body)
+    });
+  }
+  function flush(keepalive) {
+    clearTimeout(timer); timer = 0;
+    var q = load();
+    if (!q.length) return Promise.resolve();
+    return post('/v1/events', { events: strip(q) }, keepalive).then(function (r) {
+      if (r.ok) { take(q); backoff = 1000; return; }
+      if (r.status >= 400 && r.status < 500 && r.status !== 429) { take(q); return; } // rejected: never retried
+      var ra = +r.headers.get('Retry-After');
+      retry(ra > 0 ? ra * 1000 : backoff);
+    }, function () { retry(backoff); });
+  }
+  function retry(ms) {
+    backoff = Math.min(backoff * 2, 60000);
+    clearTimeout(timer); timer = setTimeout(flush, ms);
+  }
+  function schedule() { if (!timer) timer = setTimeout(flush, 50); }
+  function push(ev) {
+    ev._id = Date.now().toString(36) + Math.random().toString(36).slice(2);
+    enqueue([ev]); schedule();
+  }
+
+  var api = {
+    visitor: null,
+    track: function (type, props) {
+      var ev = { type: type }; for (var k in props || {}) ev[k] = props[k]; push(ev);
+    },
+    identify: function (email, fields) { push({ type: 'identify', email: email, fields: fields || undefined }); },
+    consent: function (purposes) { push({ type: 'consent', purposes: purposes }); },
+    reset: function () {
+      return flush().then(function () { return post('/v1/reset', {}); }).then(function (r) {
+        return r.json();
+      }).then(function (j) { api.visitor = j.visitor || null; return j; });
+    },
+    flush: flush
+  };
+
+  function decide() {
+    var els = d.querySelectorAll('[data-etalage-slot]'), slots = [], byslot = {};
+    for (var i = 0; i < els.length; i++) {
+      var s = els[i].getAttribute('data-etalage-slot');
+      if (!byslot[s]) { byslot[s] = []; slots.push(s); }
+      byslot[s].push(els[i]);
+    }
+    var queued = load();
+    var evs = [{ type: 'page_view', url: location.pathname }].concat(strip(queued));
+    var late = false;
+    var t = setTimeout(function () { late = true; }, timeout);
+    return post('/v1/decide', {
+      slots: slots,
+      context: { url: location.pathname + location.search, referrer: d.referrer, language: navigator.language },
+      events: evs
+    }).then(function (r) {
+      if (!r.ok) throw new Error('decide ' + r.status);
+      return r.json();
+    }).then(function (res) {
+      clearTimeout(t);
+      if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
+      api.visitor = res.visitor || null;
+      if (!late) swap(res.blocks || {}, byslot);
+      return res;
+    }).catch(function () { clearTimeout(t); schedule(); return null; });
+  }
+
+  // swap fills each slot with its block; a slot without one keeps its
+  // default content.
+  function swap(blocks, byslot) {
+    for (var s in byslot) {
+      var b = blocks[s];
+      if (!b) continue;
+      byslot[s].forEach(function (el) {
+        if (b.html != null) el.innerHTML = b.html;
+        el.setAttribute('data-etalage-block', b.id);
+        el.dispatchEvent(new CustomEvent('etalage:block', { bubbles: true, detail: { slot: s, id: b.id, data: b.data } }));
+      });
+    }
+  }
+
+  w.addEventListener('pagehide', function () { flush(true); });
+  d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'hidden') flush(true); });
+
+  api.ready = decide();
+  w.etalage = api;
+  // Calls queued before the snippet loaded: window.etalage = [['track', ...]].
+  if (pre && pre.length) pre.forEach(function (c) { api[c[0]].apply(api, c.slice(1)); });
+})(window, document);
