@@ -1,0 +1,424 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ profile.Store = (*Store)(nil)
+
+// Options tune the client; zero values take the defaults.
+type Options struct {
+	Prefix       string        // key prefix, default "etl"
+	DialTimeout  time.Duration // default 500ms
+	ReadTimeout  time.Duration // default 250ms
+	WriteTimeout time.Duration // default 250ms
+	PoolSize     int           // default go-redis' (10 per CPU)
+}
+
+// Store is a profile.Store on Redis.
+type Store struct {
+	c      redis.UniversalClient
+	prefix string
+	mu     sync.Mutex
+}
+
+// versionLen is the width of the decimal version that prefixes every
+// record: Lua numbers are doubles, so versions are compared as strings.
+const versionLen = 20
+
+// Open connects to the Redis named by rawURL: redis://[:pass@]host:port[/db],
+// rediss://…, redis-cluster://[user:pass@]h1:p,h2:p, or
+// redis-sentinel://[user:pass@]master@h1:p,h2:p[/db].
+func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
+	uo, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	uo.DialTimeout = or(opts.DialTimeout, 500*time.Millisecond)
+	uo.ReadTimeout = or(opts.ReadTimeout, 250*time.Millisecond)
+	uo.WriteTimeout = or(opts.WriteTimeout, 250*time.Millisecond)
+	uo.PoolSize = opts.PoolSize
+	uo.MaxRetries = 1
+	uo.ContextTimeoutEnabled = true
+	s := &Store{c: redis.NewUniversalClient(uo), prefix: opts.Prefix}
+	if s.prefix == "" {
+		s.prefix = "etl"
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.c.Ping(pctx).Err(); err != nil {
+		s.c.Close()
+		return nil, fmt.Errorf("connect to redis: %w: %w", profile.ErrUnavailable, err)
+	}
+	return s, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// ParseURL turns a store URL into go-redis universal options.
+func ParseURL(raw string) (*redis.UniversalOptions, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return nil, fmt.Errorf("redis url %q: missing scheme", raw)
+	}
+	switch scheme {
+	case "redis", "rediss":
+		o, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}, nil
+	case "redis-cluster", "redis-sentinel":
+	default:
+		return nil, fmt.Errorf("redis url %q: scheme must be redis, rediss, redis-cluster or redis-sentinel", raw)
+	}
+	uo := &redis.UniversalOptions{}
+	// Credentials come first: user:pass@hosts, or for Sentinel
+	// user:pass@master@hosts.
+	if n := strings.Count(rest, "@"); (scheme == "redis-cluster" && n == 1) || (scheme == "redis-sentinel" && n == 2) {
+		cred, tail, _ := strings.Cut(rest, "@")
+		u, p, _ := strings.Cut(cred, ":")
+		uo.Username, uo.Password = unescape(u), unescape(p)
+		rest = tail
+	}
+	if scheme == "redis-sentinel" {
+		master, hosts, ok := strings.Cut(rest, "@")
+		if !ok || master == "" {
+			return nil, fmt.Errorf("redis url %q: use redis-sentinel://master@host:port,host:port", raw)
+		}
+		uo.MasterName = master
+		rest = hosts
+	}
+	hosts, db, _ := strings.Cut(rest, "/")
+	if db != "" {
+		if scheme == "redis-cluster" {
+			return nil, fmt.Errorf("redis url %q: a cluster has no database number", raw)
+		}
+		n, err := strconv.Atoi(db)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("redis url %q: database %q is not a number", raw, db)
+		}
+		uo.DB = n
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if _, port, ok := strings.Cut(h, ":"); !ok || port == "" {
+			return nil, fmt.Errorf("redis url %q: %q needs a port", raw, h)
+		}
+		uo.Addrs = append(uo.Addrs, h)
+	}
+	if len(uo.Addrs) == 0 {
+		return nil, fmt.Errorf("redis url %q: no hosts", raw)
+	}
+	uo.IsClusterMode = scheme == "redis-cluster"
+	return uo, nil
+}
+
+func unescape(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+func (s *Store) primaryKey(pid string) string { return s.prefix + ":{" + pid + "}" }
+func (s *Store) seasonKey(pid, season string) string {
+	return s.prefix + ":{" + pid + "}:s:" + season
+}
+func (s *Store) seasonsKey(pid string) string { return s.prefix + ":{" + pid + "}:seasons" }
+func (s *Store) linkKey(ident string) string  { return s.prefix + ":id:" + ident }
+func (s *Store) defsKey() string              { return s.prefix + ":defs" }
+
+// fail wraps a driver error: everything but redis.Nil means the store did
+// not answer as it should, which the service treats as unavailable.
+func fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %w", op, profile.ErrUnavailable, err)
+}
+
+func version(v uint64) string {
+	s := strconv.FormatUint(v, 10)
+	return strings.Repeat("0", versionLen-len(s)) + s
+}
+
+// Get reads the primary and seasonal records with one MGET.
+func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profile.Record, error) {
+	keys := make([]string, 0, 1+len(seasons))
+	keys = append(keys, s.primaryKey(pid))
+	for _, se := range seasons {
+		keys = append(keys, s.seasonKey(pid, se))
+	}
+	vals, err := s.c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fail("get profile", err)
+	}
+	out := make([]profile.Record, len(keys))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok || len(str) < versionLen {
+			continue
+		}
+		ver, err := strconv.ParseUint(str[:versionLen], 10, 64)
+		if err != nil {
+			continue
+		}
+		out[i] = profile.Record{Data: []byte(str[versionLen:]), Version: ver}
+	}
+	return out, nil
+}
+
+var putScript = redis.NewScript(`
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local b = 2 + (i - 1) * 5
+  local cur = redis.call('GET', KEYS[i])
+  local v = '00000000000000000000'
+  if cur then v = string.sub(cur, 1, 20) end
+  if v ~= ARGV[b] then return 0 end
+end
+local set = KEYS[n + 1]
+for i = 1, n do
+  local b = 2 + (i - 1) * 5
+  local season = ARGV[b + 4]
+  if ARGV[b + 2] == '-1' then
+    redis.call('DEL', KEYS[i])
+    if season ~= '' then redis.call('SREM', set, season) end
+  else
+    local ttl = tonumber(ARGV[b + 2])
+    if ttl > 0 then
+      redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3], 'PX', ttl)
+    else
+      redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3])
+    end
+    if season ~= '' then
+      local existed = redis.call('EXISTS', set)
+      redis.call('SADD', set, season)
+      local cur = redis.call('PTTL', set)
+      if ttl <= 0 then
+        redis.call('PERSIST', set)
+      elseif existed == 0 or (cur > 0 and cur < ttl) then
+        redis.call('PEXPIRE', set, ttl)
+      end
+    end
+  end
+end
+return 1
+`)
+
+// Put applies the writes atomically in one Lua script.
+func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
+	keys := make([]string, 0, len(writes)+1)
+	args := make([]any, 0, 1+5*len(writes))
+	args = append(args, len(writes))
+	for _, w := range writes {
+		if w.Season == "" {
+			keys = append(keys, s.primaryKey(pid))
+		} else {
+			keys = append(keys, s.seasonKey(pid, w.Season))
+		}
+		ttl := "-1"
+		if w.Data != nil {
+			ttl = strconv.FormatInt(w.TTL.Milliseconds(), 10)
+			if w.TTL > 0 && w.TTL < time.Millisecond {
+				ttl = "1"
+			}
+		}
+		args = append(args, version(w.Expect), version(w.Version), ttl, w.Data, w.Season)
+	}
+	keys = append(keys, s.seasonsKey(pid))
+	n, err := putScript.Run(ctx, s.c, keys, args...).Int()
+	if err != nil {
+		return fail("put profile", err)
+	}
+	if n == 0 {
+		return profile.ErrConflict
+	}
+	return nil
+}
+
+var deleteScript = redis.NewScript(`
+local seasons = redis.call('SMEMBERS', KEYS[2])
+for _, s in ipairs(seasons) do redis.call('DEL', ARGV[1] .. s) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return #seasons
+`)
+
+// Delete removes the primary record, every seasonal record and the set
+// that lists them.
+func (s *Store) Delete(ctx context.Context, pid string) error {
+	err := deleteScript.Run(ctx, s.c, []string{s.primaryKey(pid), s.seasonsKey(pid)}, s.primaryKey(pid)+":s:").Err()
+	return fail("delete profile", err)
+}
+
+var linkScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`)
+
+// Link maps ident to pid unless it maps elsewhere already.
+func (s *Store) Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error) {
+	ms := ttl.Milliseconds()
+	if ms <= 0 {
+		ms = int64((400 * 24 * time.Hour).Milliseconds())
+	}
+	got, err := linkScript.Run(ctx, s.c, []string{s.linkKey(ident)}, pid, ms).Text()
+	return got, fail("link", err)
+}
+
+// Lookup returns the pid ident maps to.
+func (s *Store) Lookup(ctx context.Context, ident string) (string, error) {
+	pid, err := s.c.Get(ctx, s.linkKey(ident)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", profile.ErrNotFound
+	}
+	return pid, fail("lookup", err)
+}
+
+var unlinkScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
+
+// Unlink removes ident's link if it maps to pid.
+func (s *Store) Unlink(ctx context.Context, ident, pid string) error {
+	return fail("unlink", unlinkScript.Run(ctx, s.c, []string{s.linkKey(ident)}, pid).Err())
+}
+
+// Scan lists profile ids. On a cluster it walks the masters one after
+// another; the cursor is "<master>:<redis cursor>".
+func (s *Store) Scan(ctx context.Context, cursor string, count int) ([]string, string, error) {
+	if count <= 0 {
+		count = 100
+	}
+	nodes, err := s.nodes(ctx)
+	if err != nil {
+		return nil, "", fail("scan", err)
+	}
+	node, rc := 0, uint64(0)
+	if cursor != "" {
+		a, b, ok := strings.Cut(cursor, ":")
+		n1, err1 := strconv.Atoi(a)
+		n2, err2 := strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || n1 < 0 || n1 >= len(nodes) {
+			return nil, "", fmt.Errorf("scan: %w: bad cursor", profile.ErrInvalid)
+		}
+		node, rc = n1, n2
+	}
+	var pids []string
+	match := s.prefix + ":{*}"
+	keys, next, err := nodes[node].Scan(ctx, rc, match, int64(count)).Result()
+	if err != nil {
+		return nil, "", fail("scan", err)
+	}
+	for _, k := range keys {
+		// Primary records end with the closing brace; seasonal records and
+		// season sets have more after it.
+		if strings.HasSuffix(k, "}") {
+			pids = append(pids, k[len(s.prefix)+2:len(k)-1])
+		}
+	}
+	if next == 0 {
+		node++
+		if node >= len(nodes) {
+			return pids, "", nil
+		}
+	}
+	return pids, strconv.Itoa(node) + ":" + strconv.FormatUint(next, 10), nil
+}
+
+// nodes returns the clients to scan: the one node, or every master of a
+// cluster in a stable order.
+func (s *Store) nodes(ctx context.Context) ([]redis.Cmdable, error) {
+	cc, ok := s.c.(*redis.ClusterClient)
+	if !ok {
+		return []redis.Cmdable{s.c}, nil
+	}
+	var mu sync.Mutex
+	type named struct {
+		addr string
+		c    *redis.Client
+	}
+	var all []named
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		mu.Lock()
+		all = append(all, named{c.Options().Addr, c})
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].addr < all[j].addr })
+	out := make([]redis.Cmdable, len(all))
+	for i, n := range all {
+		out[i] = n.c
+	}
+	return out, nil
+}
+
+var putDefsScript = redis.NewScript(`
+local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[1])
+return rev
+`)
+
+// Definitions returns the stored document and revision.
+func (s *Store) Definitions(ctx context.Context) ([]byte, int64, error) {
+	vals, err := s.c.HMGet(ctx, s.defsKey(), "doc", "rev").Result()
+	if err != nil {
+		return nil, 0, fail("read definitions", err)
+	}
+	doc, ok := vals[0].(string)
+	if !ok {
+		return nil, 0, profile.ErrNotFound
+	}
+	rs, _ := vals[1].(string)
+	rev, _ := strconv.ParseInt(rs, 10, 64)
+	return []byte(doc), rev, nil
+}
+
+// Revision returns the stored revision, 0 when none.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	rev, err := s.c.HGet(ctx, s.defsKey(), "rev").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return rev, fail("read revision", err)
+}
+
+// PutDefinitions stores doc as the next revision.
+func (s *Store) PutDefinitions(ctx context.Context, doc []byte) (int64, error) {
+	rev, err := putDefsScript.Run(ctx, s.c, []string{s.defsKey()}, doc).Int64()
+	return rev, fail("store definitions", err)
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return fail("ping", s.c.Ping(ctx).Err())
+}
+
+// Close closes the client.
+func (s *Store) Close() error { return s.c.Close() }

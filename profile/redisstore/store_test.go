@@ -1,0 +1,94 @@
+package redisstore_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/profile/redisstore"
+	"github.com/etalage/etalage/profile/redisstore/redistest"
+	"github.com/etalage/etalage/profile/storetest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func openURL(t *testing.T, url string) profile.Store {
+	st, err := redisstore.Open(context.Background(), url, redisstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestConformanceSingle(t *testing.T) {
+	addr := redistest.Server(t)
+	db := 0
+	storetest.Run(t, func(t *testing.T) profile.Store {
+		db++ // a fresh database per subtest: the suite expects an empty store
+		return openURL(t, "redis://"+addr+"/"+itoa(db%16))
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	addrs := redistest.Cluster(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) profile.Store {
+		n++ // a fresh key prefix per subtest: a cluster has one database
+		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(addrs, ","), redisstore.Options{Prefix: "t" + itoa(n)})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		return st
+	})
+}
+
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
+}
+
+func TestKilledAndRestarted(t *testing.T) {
+	p := redistest.StartServer(t)
+	st := openURL(t, "redis://"+p.Addr+"/0")
+	ctx := context.Background()
+	pid := profile.NewID()
+	require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("x")}}))
+	p.Kill()
+	_, err := st.Get(ctx, pid, nil)
+	require.ErrorIs(t, err, profile.ErrUnavailable)
+	require.ErrorIs(t, st.Put(ctx, pid, []profile.Write{{Expect: 1, Version: 2, Data: []byte("y")}}), profile.ErrUnavailable)
+	_, err = st.Lookup(ctx, "email:x")
+	require.ErrorIs(t, err, profile.ErrUnavailable)
+	p.Restart()
+	require.Eventually(t, func() bool { return st.Ping(ctx) == nil }, 5*time.Second, 50*time.Millisecond)
+	recs, err := st.Get(ctx, pid, nil)
+	require.NoError(t, err)
+	assert.Zero(t, recs[0].Version, "nothing was persisted")
+}
+
+func TestParseURL(t *testing.T) {
+	for _, tc := range []struct {
+		url, addrs, master, user, pass string
+		db                             int
+		cluster                        bool
+	}{
+		{url: "redis://localhost:6379/2", addrs: "localhost:6379", db: 2},
+		{url: "redis://:secret@h:1/0", addrs: "h:1", pass: "secret"},
+		{url: "redis-cluster://a:1,b:2,c:3", addrs: "a:1,b:2,c:3", cluster: true},
+		{url: "redis-cluster://u:p@a:1,b:2", addrs: "a:1,b:2", user: "u", pass: "p", cluster: true},
+		{url: "redis-sentinel://mymaster@s1:26379,s2:26379/1", addrs: "s1:26379,s2:26379", master: "mymaster", db: 1},
+		{url: "redis-sentinel://u:p@mymaster@s1:26379", addrs: "s1:26379", master: "mymaster", user: "u", pass: "p"},
+	} {
+		o, err := redisstore.ParseURL(tc.url)
+		require.NoError(t, err, tc.url)
+		assert.Equal(t, tc.addrs, strings.Join(o.Addrs, ","), tc.url)
+		assert.Equal(t, tc.master, o.MasterName, tc.url)
+		assert.Equal(t, tc.db, o.DB, tc.url)
+		assert.Equal(t, tc.user, o.Username, tc.url)
+		assert.Equal(t, tc.pass, o.Password, tc.url)
+		assert.Equal(t, tc.cluster, o.IsClusterMode, tc.url)
+	}
+	for _, bad := range []string{"localhost:6379", "http://x:1", "redis-cluster://", "redis-cluster://a", "redis-cluster://a:1/3", "redis-sentinel://s1:1", "redis-sentinel://m@h:1/x"} {
+		_, err := redisstore.ParseURL(bad)
+		assert.Error(t, err, bad)
+	}
+}
