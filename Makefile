@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/etalage
 PKGS      := ./...
-STATICCHECK := honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHCOUNT ?= 6
 FUZZTIME  ?= 8s
 

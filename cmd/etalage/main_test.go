@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no subcommand", nil, "a subcommand is required"},
+		{"unknown subcommand", []string{"frobnicate"}, "unknown subcommand"},
+		{"unknown flag", []string{"serve", "--nope"}, "flag provided but not defined"},
+		{"bad duration", []string{"serve", "--store-deadline", "soon"}, "invalid value"},
+		{"bad consent", []string{"serve", "--consent", "maybe"}, "--consent"},
+		{"bad store", []string{"serve", "--store", "mysql://x"}, "--store"},
+		{"short secret", []string{"serve", "--secret", "short"}, "at least 16"},
+		{"redis without secret", []string{"serve", "--store", "redis://127.0.0.1:1/0"}, "--secret is required"},
+		{"bad now", []string{"serve", "--now", "tomorrow"}, "--now"},
+		{"wildcard origin", []string{"serve", "--allowed-origins", "*"}, "not an origin"},
+		{"check without file", []string{"check"}, "one file"},
+		{"apply without file", []string{"apply"}, "-f FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errb)
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, errUsage), "%v is a usage error", err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.Equal(t, 2, exitCode(err, &errb))
+			assert.NotContains(t, strings.TrimSpace(err.Error()), "\n", "one line")
+		})
+	}
+}
+
+func TestEnvironmentFillsFlags(t *testing.T) {
+	var o options
+	m := NewMain(os.Stdout, os.Stderr)
+	fs := m.flags(&o)
+	env := map[string]string{"ETALAGE_ADMIN_LISTEN": "127.0.0.1:9999", "ETALAGE_LISTEN": ":1111", "ETALAGE_COOKIE_SECURE": "false"}
+	require.NoError(t, parseFlags(fs, []string{"--listen", ":2222"}, func(k string) string { return env[k] }))
+	assert.Equal(t, "127.0.0.1:9999", o.adminListen, "from the environment")
+	assert.Equal(t, ":2222", o.listen, "a flag beats its variable")
+	assert.False(t, o.cookieSecure)
+
+	fs = m.flags(&o)
+	err := parseFlags(fs, nil, func(k string) string {
+		if k == "ETALAGE_RATE_LIMIT" {
+			return "lots"
+		}
+		return ""
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ETALAGE_RATE_LIMIT")
+	assert.True(t, errors.Is(err, errUsage))
+	assert.Equal(t, "ETALAGE_ADMIN_LISTEN", envName("admin-listen"))
+}
+
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"serve", "-h"}, &out, &errb)
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	assert.Equal(t, 0, exitCode(err, &errb))
+	assert.Contains(t, errb.String(), "-admin-listen")
+}
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	require.NoError(t, os.WriteFile(good, []byte("blocks:\n  - {id: a, slot: home-hero, html: hi}\n"), 0o600))
+	bad := filepath.Join(dir, "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("segments:\n  - id: x\n    parent: nope\n    rule: {interest: y}\n  - id: x\n    rule: {bogus: 1}\n"), 0o600))
+
+	var out, errb bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"check", good}, &out, &errb))
+	assert.Contains(t, out.String(), "ok")
+
+	out.Reset()
+	err := run(context.Background(), []string{"check", bad}, &out, &errb)
+	require.Error(t, err)
+	assert.Equal(t, 1, exitCode(err, &errb))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	assert.GreaterOrEqual(t, len(lines), 2, "every problem, each on its own line with its path: %s", out.String())
+	assert.Contains(t, out.String(), "segments[")
+}
+
+// TestServeInProcess runs the whole program on port 0, the way main does,
+// and applies definitions through `etalage apply`.
+func TestServeInProcess(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	m := NewMain(os.Stdout, &logs)
+	require.NoError(t, m.Run(context.Background(), []string{
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "embedded:" + dir,
+		"--admin-token", "tok-0123456789", "--cookie-secure=false",
+	}))
+	defer m.Close()
+
+	resp, err := http.Get("http://" + m.PublicAddr + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	resp, err = http.Get("http://" + m.PublicAddr + "/demo/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode, "the demo is on with the embedded store")
+
+	defs := filepath.Join(dir, "defs.yaml")
+	require.NoError(t, os.WriteFile(defs, []byte("blocks:\n  - {id: applied, slot: home-hero, html: hi}\n"), 0o600))
+	var out, errb bytes.Buffer
+	err = run(context.Background(), []string{"apply", "-f", defs, "--admin-url", "http://" + m.AdminAddr, "--admin-token", "tok-0123456789"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	assert.Contains(t, out.String(), "revision 1")
+
+	err = run(context.Background(), []string{"apply", "-f", defs, "--admin-url", "http://" + m.AdminAddr, "--admin-token", "wrong"}, &out, &errb)
+	require.Error(t, err)
+
+	_, err = os.Stat(filepath.Join(dir, "cookie-secret"))
+	assert.NoError(t, err, "the cookie secret is kept in the data directory")
+	require.NoError(t, m.Close())
+}

@@ -1,0 +1,111 @@
+package edge
+
+import (
+	"net"
+	"testing"
+
+	"github.com/etalage/etalage/profile/redisstore"
+	"github.com/etalage/etalage/profile/redisstore/redistest"
+	"github.com/stretchr/testify/require"
+	"github.com/valyala/fasthttp"
+)
+
+var benchAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
+
+// handlerRequest prepares a RequestCtx for calling a handler directly,
+// without a network: what is measured is etalage's work alone.
+func handlerRequest(method, uri, body, cookie string) *fasthttp.RequestCtx {
+	var req fasthttp.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	req.Header.SetUserAgent(browserUA)
+	if cookie != "" {
+		req.Header.SetCookie("etl", cookie)
+	}
+	if body != "" {
+		req.SetBodyString(body)
+	}
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Init(&req, benchAddr, nil)
+	return ctx
+}
+
+// visitorWithProfile records a typical browsing history and returns the
+// visitor value.
+func visitorWithProfile(tb testing.TB, h *harness) string {
+	tb.Helper()
+	events := pageViews("/demo/c/sneakers", "/demo/p/sneaker-air-45", "/demo/c/running", "/demo/", "/demo/c/sneakers") +
+		`,{"type":"cart_add","sku":"sneaker-air-45","category":"sneakers","price":129.95}` +
+		`,{"type":"interest","name":"running","on":true}`
+	r := h.decide(tb, "", `{"slots":["home-hero"],"events":[`+events+`]}`)
+	require.Equal(tb, 200, r.status, string(r.body))
+	return string(r.cookie.Value())
+}
+
+func benchDecide(b *testing.B, h *harness, cookie string) {
+	ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", cookie)
+	h.srv.servePublic(ctx)
+	require.Equal(b, 200, ctx.Response.StatusCode(), string(ctx.Response.Body()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h.srv.servePublic(ctx)
+	}
+}
+
+// BenchmarkDecideWarm: a returning visitor whose profile is in the cache;
+// no store I/O.
+func BenchmarkDecideWarm(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.RateLimit = 0 })
+	v := visitorWithProfile(b, h)
+	h.srv.cache.c.Wait()
+	benchDecide(b, h, v)
+}
+
+// BenchmarkDecideNewVisitor: no cookie, nothing to read; a cookie is issued.
+func BenchmarkDecideNewVisitor(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.RateLimit = 0 })
+	benchDecide(b, h, "")
+}
+
+// BenchmarkDecideColdRedis: every decide reads the profile from a real
+// Redis (the cache is bypassed by dropping the entry each time).
+func BenchmarkDecideColdRedis(b *testing.B) {
+	st, err := redisstore.Open(b.Context(), "redis://"+redistest.Server(b)+"/0", redisstore.Options{})
+	require.NoError(b, err)
+	h := newHarnessWithStore(b, st, func(c *Config) { c.RateLimit = 0 })
+	v := visitorWithProfile(b, h)
+	pid, ok := h.srv.signer.Verify([]byte(v))
+	require.True(b, ok)
+	ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", v)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.srv.cache.del(pid)
+		ctx.Response.Reset()
+		h.srv.servePublic(ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatal(string(ctx.Response.Body()))
+		}
+	}
+}
+
+// BenchmarkEventsRedis: one batch of 5 events stored in a real Redis.
+func BenchmarkEventsRedis(b *testing.B) {
+	st, err := redisstore.Open(b.Context(), "redis://"+redistest.Server(b)+"/0", redisstore.Options{})
+	require.NoError(b, err)
+	h := newHarnessWithStore(b, st, func(c *Config) { c.RateLimit = 0 })
+	v := visitorWithProfile(b, h)
+	body := `{"events":[` + pageViews("/demo/c/sneakers", "/demo/p/a", "/demo/p/b", "/demo/c/running", "/demo/") + `]}`
+	ctx := handlerRequest("POST", "/v1/events", body, v)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h.srv.servePublic(ctx)
+		if ctx.Response.StatusCode() != 202 {
+			b.Fatal(string(ctx.Response.Body()))
+		}
+	}
+}

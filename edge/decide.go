@@ -1,0 +1,497 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/rules"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+)
+
+// Bounds on a decide request beyond the body size limit.
+const (
+	maxSlots     = 32
+	maxSlotLen   = 64
+	maxEvents    = 100
+	maxURLLen    = 2048
+	maxHeaderLen = 512
+)
+
+var parsers fastjson.ParserPool
+
+// request is what decide and events read from a request; pooled, and only
+// valid until the handler returns (it points into fasthttp's and fastjson's
+// buffers).
+type request struct {
+	parser   *fastjson.Parser
+	visitor  []byte
+	contact  *fastjson.Value
+	slots    []string
+	events   *fastjson.Value
+	ctx      rules.Context
+	ua       []byte
+	decision rules.Decision
+	out      []byte // the response body, kept between requests
+}
+
+var requests = sync.Pool{New: func() any { return new(request) }}
+
+func acquireRequest() *request {
+	r := requests.Get().(*request)
+	r.parser = parsers.Get()
+	return r
+}
+
+func releaseRequest(r *request) {
+	parsers.Put(r.parser)
+	r.parser = nil
+	r.visitor, r.contact, r.events, r.ua = nil, nil, nil, nil
+	r.slots = r.slots[:0]
+	r.ctx = rules.Context{}
+	r.decision.Reset()
+	requests.Put(r)
+}
+
+// parseBody reads a JSON request body into r, accepting only the keys in
+// allowed; anything else is a 400 naming the key.
+func (r *request) parseBody(body []byte, allowed string) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	v, err := r.parser.ParseBytes(body)
+	if err != nil {
+		return errorf(ECodeInvalid, "malformed JSON: "+err.Error())
+	}
+	o, err := v.Object()
+	if err != nil {
+		return errorf(ECodeInvalid, "the body must be a JSON object")
+	}
+	var perr error
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if perr != nil {
+			return
+		}
+		key := b2s(k)
+		if !fieldAllowed(allowed, key) {
+			perr = errorf(ECodeInvalid, "unknown field "+quote(key))
+			return
+		}
+		switch key {
+		case "visitor":
+			if v.Type() == fastjson.TypeNull {
+				return
+			}
+			b, err := v.StringBytes()
+			if err != nil {
+				perr = errorf(ECodeInvalid, "visitor: must be a string")
+				return
+			}
+			r.visitor = b
+		case "contact":
+			r.contact = v
+		case "slots":
+			perr = r.parseSlots(v)
+		case "events":
+			if v.Type() != fastjson.TypeArray {
+				perr = errorf(ECodeInvalid, "events: must be an array")
+				return
+			}
+			r.events = v
+		case "context":
+			perr = r.parseContext(v)
+		}
+	})
+	return perr
+}
+
+func fieldAllowed(allowed, key string) bool {
+	for len(allowed) > 0 {
+		i := 0
+		for i < len(allowed) && allowed[i] != ' ' {
+			i++
+		}
+		if allowed[:i] == key {
+			return true
+		}
+		if i == len(allowed) {
+			break
+		}
+		allowed = allowed[i+1:]
+	}
+	return false
+}
+
+func quote(s string) string { return string(appendJSONString(nil, truncate(s, 64))) }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func (r *request) parseSlots(v *fastjson.Value) error {
+	a, err := v.Array()
+	if err != nil {
+		return errorf(ECodeInvalid, "slots: must be an array of strings")
+	}
+	if len(a) > maxSlots {
+		return errorf(ECodeInvalid, "slots: at most 32")
+	}
+	for _, s := range a {
+		b, err := s.StringBytes()
+		if err != nil || len(b) == 0 || len(b) > maxSlotLen || !utf8.Valid(b) {
+			return errorf(ECodeInvalid, "slots: each must be a non-empty string of at most 64 bytes")
+		}
+		r.slots = append(r.slots, b2s(b))
+	}
+	return nil
+}
+
+func (r *request) parseContext(v *fastjson.Value) error {
+	o, err := v.Object()
+	if err != nil {
+		return errorf(ECodeInvalid, "context: must be an object")
+	}
+	var perr error
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if perr != nil {
+			return
+		}
+		b, err := v.StringBytes()
+		if err != nil {
+			perr = errorf(ECodeInvalid, "context."+truncate(string(k), 32)+": must be a string")
+			return
+		}
+		limit := maxHeaderLen
+		switch string(k) {
+		case "url", "referrer":
+			limit = maxURLLen
+		}
+		if len(b) > limit {
+			perr = errorf(ECodeInvalid, "context."+string(k)+": too long")
+			return
+		}
+		switch string(k) {
+		case "url":
+			r.ctx.URL = b2s(b)
+		case "referrer":
+			r.ctx.Referrer = b2s(b)
+		case "language":
+			r.ctx.Language = primaryLanguage(b)
+		case "user_agent":
+			r.ua = b
+		default:
+			perr = errorf(ECodeInvalid, "context: unknown field "+quote(string(k)))
+		}
+	})
+	return perr
+}
+
+// parseQuery reads GET /v1/decide?slots=a,b&url=…&referrer=…&language=…&visitor=….
+func (r *request) parseQuery(args *fasthttp.Args) error {
+	var perr error
+	for k, v := range args.All() {
+		if perr != nil {
+			break
+		}
+		switch string(k) {
+		case "slots":
+			for len(v) > 0 {
+				i := bytes.IndexByte(v, ',')
+				if i < 0 {
+					i = len(v)
+				}
+				if s := v[:i]; len(s) > 0 {
+					if len(s) > maxSlotLen || len(r.slots) >= maxSlots {
+						perr = errorf(ECodeInvalid, "slots: at most 32 names of at most 64 bytes")
+						break
+					}
+					r.slots = append(r.slots, b2s(s))
+				}
+				if i == len(v) {
+					break
+				}
+				v = v[i+1:]
+			}
+		case "url":
+			r.ctx.URL = b2s(v)
+		case "referrer":
+			r.ctx.Referrer = b2s(v)
+		case "language":
+			r.ctx.Language = primaryLanguage(v)
+		case "visitor":
+			r.visitor = v
+		default:
+			perr = errorf(ECodeInvalid, "unknown parameter "+quote(string(k)))
+		}
+	}
+	if perr == nil && (len(r.ctx.URL) > maxURLLen || len(r.ctx.Referrer) > maxURLLen) {
+		perr = errorf(ECodeInvalid, "url and referrer: at most 2048 bytes")
+	}
+	return perr
+}
+
+// primaryLanguage returns the primary subtag of the first language in an
+// Accept-Language style value, lower-cased: "nl-NL,nl;q=0.9" -> "nl".
+func primaryLanguage(b []byte) string {
+	for i, c := range b {
+		if c == '-' || c == '_' || c == ',' || c == ';' || c == ' ' {
+			b = b[:i]
+			break
+		}
+	}
+	if len(b) == 0 || len(b) > 8 {
+		return ""
+	}
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			return string(bytes.ToLower(b))
+		}
+	}
+	return languages.intern(b)
+}
+
+// serveDecide answers POST and GET /v1/decide: it records the request's
+// events, then decides. It never fails a page for the store's sake: when the
+// store is slow or down the answer comes within the deadline with the
+// non-personalised blocks and "degraded": true.
+func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
+	r := acquireRequest()
+	defer releaseRequest(r)
+	var err error
+	switch {
+	case ctx.IsPost():
+		err = r.parseBody(ctx.PostBody(), "visitor slots context events")
+	case ctx.IsGet() || ctx.IsHead():
+		err = r.parseQuery(ctx.QueryArgs())
+	default:
+		s.methodNotAllowed(ctx, "GET, POST")
+		return
+	}
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	d := s.defs.Load()
+	now := s.cfg.Now()
+	s.fillContext(ctx, r)
+	trusted := s.hasAPIKey(ctx)
+	var events []profile.Event
+	if r.events != nil {
+		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents}); err != nil {
+			s.metrics.eventsRejected.Inc()
+			s.writeError(ctx, err)
+			return
+		}
+	}
+
+	pid, known := s.visitorOf(ctx, r.visitor)
+	writes := !r.ctx.Bot && !isPrefetch(ctx)
+	if !known && writes {
+		pid = NewID()
+	}
+	var snap *profile.Snapshot
+	degraded := false
+	switch {
+	case len(events) > 0 && writes:
+		snap, err = s.record(ctx, pid, events, d, s.cfg.WriteDeadline)
+		if err != nil {
+			degraded = true
+			s.logStoreError("decide: record events", err)
+		} else {
+			pid = snap.Primary.ID
+		}
+	case known:
+		snap, err = s.load(ctx, pid, d)
+		if err != nil {
+			degraded = true
+			s.logStoreError("decide: load profile", err)
+		}
+	}
+	if degraded {
+		s.metrics.degraded.Inc()
+		snap = nil
+	}
+
+	in := rules.Input{Context: r.ctx, Now: now}
+	if snap != nil {
+		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
+	} else {
+		in.Profile, in.Seasonal = emptyProfile, d.noSeasons
+	}
+	d.set.Decide(&in, r.slots, &r.decision)
+
+	var visitor string
+	if writes {
+		visitor = s.setVisitorCookie(ctx, pid)
+	} else if known {
+		visitor = s.signer.Sign(pid)
+	}
+	h := &ctx.Response.Header
+	h.Set("Cache-Control", "private, no-store")
+	h.SetContentType("application/json")
+	r.out = appendDecision(r.out[:0], visitor, &r.decision, degraded)
+	ctx.SetBody(r.out)
+}
+
+// emptyProfile stands for a visitor with no stored profile; shared and never
+// written.
+var emptyProfile = &profile.Profile{}
+
+// appendDecision writes the decide response body.
+func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool) []byte {
+	b = append(b, `{"visitor":`...)
+	if visitor == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, visitor)
+	}
+	b = append(b, `,"segments":[`...)
+	for i, seg := range d.Segments {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, seg)
+	}
+	b = append(b, `],"blocks":{`...)
+	for i := range d.Choices {
+		c := &d.Choices[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, c.Slot)
+		b = append(b, ':')
+		if c.Block == nil {
+			b = append(b, "null"...)
+			continue
+		}
+		b = append(b, `{"id":`...)
+		b = appendJSONString(b, c.Block.ID)
+		if c.HTML != nil {
+			b = append(b, `,"html":`...)
+			b = appendJSONBytes(b, c.HTML)
+		}
+		if c.Block.Data != nil {
+			b = append(b, `,"data":`...)
+			b = append(b, c.Block.Data...)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `},"degraded":`...)
+	if degraded {
+		b = append(b, "true}"...)
+	} else {
+		b = append(b, "false}"...)
+	}
+	return b
+}
+
+// fillContext completes the rules context from headers where the body or
+// query did not give it, and classifies the user agent.
+func (s *Server) fillContext(ctx *fasthttp.RequestCtx, r *request) {
+	ua := r.ua
+	if ua == nil {
+		ua = ctx.Request.Header.UserAgent()
+	}
+	if len(ua) > maxHeaderLen {
+		ua = ua[:maxHeaderLen]
+	}
+	g := s.agents.classify(ua)
+	r.ctx.Device, r.ctx.Browser, r.ctx.OS, r.ctx.Bot = g.device, g.browser, g.os, g.bot
+	if r.ctx.Language == "" {
+		r.ctx.Language = primaryLanguage(ctx.Request.Header.Peek("Accept-Language"))
+	}
+	if r.ctx.URL == "" {
+		r.ctx.URL = b2s(ctx.Request.Header.Referer())
+	}
+}
+
+// load returns pid's snapshot from the cache, else from the store within
+// the store deadline (guarded by the circuit breaker), caching it.
+func (s *Server) load(ctx context.Context, pid string, d *defs) (*profile.Snapshot, error) {
+	if snap := s.cache.get(pid, d.policy); snap != nil {
+		s.metrics.cacheHits.Inc()
+		return snap, nil
+	}
+	s.metrics.cacheMisses.Inc()
+	if !s.breaker.allow() {
+		return nil, errBreakerOpen
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreDeadline)
+	snap, err := s.profiles.Load(sctx, pid, d.policy)
+	cancel()
+	s.breaker.done(err == nil)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.set(pid, snap, d.policy)
+	return snap, nil
+}
+
+// record applies events to pid's profile within deadline, starting from the
+// cached snapshot, and caches the result under the surviving profile id.
+func (s *Server) record(ctx context.Context, pid string, events []profile.Event, d *defs, deadline time.Duration) (*profile.Snapshot, error) {
+	if !s.breaker.allow() {
+		return nil, errBreakerOpen
+	}
+	cached := s.cache.get(pid, d.policy)
+	sctx, cancel := context.WithTimeout(ctx, deadline)
+	snap, err := s.profiles.Record(sctx, pid, cached, events, d.policy)
+	cancel()
+	s.breaker.done(err == nil || !isStoreFailure(err))
+	if err != nil {
+		s.cache.del(pid)
+		return nil, err
+	}
+	if snap.Primary.ID != pid {
+		s.cache.del(pid)
+	}
+	s.cache.set(snap.Primary.ID, snap, d.policy)
+	s.metrics.eventsAccepted.Add(len(events))
+	return snap, nil
+}
+
+// isStoreFailure tells store outages (which feed the breaker) from request
+// errors.
+func isStoreFailure(err error) bool {
+	return errors.Is(err, profile.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errBreakerOpen)
+}
+
+func (s *Server) logStoreError(op string, err error) {
+	s.metrics.storeErrors.Inc()
+	if !errors.Is(err, errBreakerOpen) {
+		s.log.Warn(op, "err", err)
+	}
+}
+
+// interner returns shared strings for a small vocabulary (language tags), so
+// that the hot path does not allocate one per request; bounded.
+type interner struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+var languages = &interner{m: make(map[string]string)}
+
+func (in *interner) intern(b []byte) string {
+	in.mu.RLock()
+	s, ok := in.m[string(b)]
+	in.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = string(b)
+	in.mu.Lock()
+	if len(in.m) < 1024 {
+		in.m[s] = s
+	}
+	in.mu.Unlock()
+	return s
+}

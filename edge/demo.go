@@ -1,0 +1,91 @@
+package edge
+
+import (
+	"io/fs"
+	"mime"
+	"path"
+	"strings"
+
+	"github.com/etalage/etalage/rules"
+	"github.com/etalage/etalage/snippets"
+	"github.com/valyala/fasthttp"
+)
+
+// serveDemo serves the demo shop under /demo/ (demo mode only): /demo/ is
+// index.html, /demo/<page> is <page>.html, other files are served as they are.
+func (s *Server) serveDemo(ctx *fasthttp.RequestCtx) {
+	p := string(ctx.Path())
+	if p == "/" || p == "/demo" {
+		ctx.Redirect("/demo/", fasthttp.StatusFound)
+		return
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		s.methodNotAllowed(ctx, "GET")
+		return
+	}
+	name := strings.TrimPrefix(path.Clean(p), "/demo")
+	name = strings.TrimPrefix(name, "/")
+	if name == "" {
+		name = "index.html"
+	}
+	if path.Ext(name) == "" {
+		name += ".html"
+	}
+	b, err := fs.ReadFile(snippets.Demo, name)
+	if err != nil {
+		if strings.HasSuffix(name, ".html") {
+			if b2, err2 := fs.ReadFile(snippets.Demo, strings.TrimSuffix(name, ".html")+"/index.html"); err2 == nil {
+				b, err = b2, nil
+			}
+		}
+	}
+	if err != nil {
+		s.writeError(ctx, errorf(ECodeNotFound, "no such demo page"))
+		return
+	}
+	ct := mime.TypeByExtension(path.Ext(name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	ctx.SetContentType(ct)
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.SetBody(b)
+}
+
+// serveDemoMe answers GET /demo/api/me in demo mode: the caller's own
+// profile and the explanation of its decision, for the demo's side panel.
+// It only ever shows the profile of the cookie the request carries.
+func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.Set("Cache-Control", "private, no-store")
+	d := s.defs.Load()
+	pid, ok := s.visitorOf(ctx, nil)
+	in := rules.Input{Profile: emptyProfile, Seasonal: d.noSeasons, Now: s.cfg.Now()}
+	var prof any
+	if ok {
+		snap, err := s.profiles.Load(ctx, pid, d.policy)
+		if err != nil {
+			s.writeError(ctx, err)
+			return
+		}
+		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
+		if prof, err = s.profiles.Export(ctx, pid, d.policy); err != nil {
+			s.writeError(ctx, err)
+			return
+		}
+	}
+	r := acquireRequest()
+	defer releaseRequest(r)
+	s.fillContext(ctx, r)
+	in.Context = r.ctx
+	slots := strings.Split(string(ctx.QueryArgs().Peek("slots")), ",")
+	if len(slots) == 1 && slots[0] == "" {
+		slots = []string{"home-hero", "banner-top", "home-picks"}
+	}
+	out := s.explain(d, &in, pid, slots)
+	out["visitor"] = nil
+	if ok {
+		out["visitor"] = s.signer.Sign(pid)
+	}
+	out["profile"] = prof
+	s.writeJSON(ctx, fasthttp.StatusOK, out)
+}

@@ -1,0 +1,117 @@
+package edge
+
+import (
+	"context"
+	"errors"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/rules"
+	"github.com/valyala/fasthttp"
+)
+
+// Error codes of the JSON error shape {"error": {"code", "message"}}.
+const (
+	ECodeInvalid      = "invalid"
+	ECodeUnauthorized = "unauthorized"
+	ECodeForbidden    = "forbidden"
+	ECodeNotFound     = "not_found"
+	ECodeMethod       = "method_not_allowed"
+	ECodeTooLarge     = "too_large"
+	ECodeDefinitions  = "invalid_definitions"
+	ECodeRateLimited  = "rate_limited"
+	ECodeUnavailable  = "unavailable"
+	ECodeInternal     = "internal"
+)
+
+// statusOf is the one table that turns error codes into HTTP statuses.
+var statusOf = map[string]int{
+	ECodeInvalid:      fasthttp.StatusBadRequest,
+	ECodeUnauthorized: fasthttp.StatusUnauthorized,
+	ECodeForbidden:    fasthttp.StatusForbidden,
+	ECodeNotFound:     fasthttp.StatusNotFound,
+	ECodeMethod:       fasthttp.StatusMethodNotAllowed,
+	ECodeTooLarge:     fasthttp.StatusRequestEntityTooLarge,
+	ECodeDefinitions:  fasthttp.StatusUnprocessableEntity,
+	ECodeRateLimited:  fasthttp.StatusTooManyRequests,
+	ECodeUnavailable:  fasthttp.StatusServiceUnavailable,
+	ECodeInternal:     fasthttp.StatusInternalServerError,
+}
+
+// Error is an error with a code and a message that is safe to show callers.
+type Error struct {
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// errorf returns an *Error with the code and message.
+func errorf(code, msg string) *Error { return &Error{Code: code, Message: msg} }
+
+// classify turns any error into a code and a message safe for callers.
+// Internal errors are not described to callers; they are logged.
+func classify(err error) (code, msg string) {
+	var e *Error
+	var ve *rules.ValidationError
+	switch {
+	case errors.As(err, &e):
+		return e.Code, e.Message
+	case errors.As(err, &ve):
+		return ECodeDefinitions, ve.Error()
+	case errors.Is(err, profile.ErrInvalid):
+		return ECodeInvalid, err.Error()
+	case errors.Is(err, profile.ErrNotFound):
+		return ECodeNotFound, "not found"
+	case errors.Is(err, profile.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errBreakerOpen):
+		return ECodeUnavailable, "the profile store is unavailable; retry later"
+	}
+	return ECodeInternal, "internal error"
+}
+
+// writeError writes err as the JSON error shape with its status. A 503
+// carries Retry-After, and a 422 lists every problem of the definitions.
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
+	code, msg := classify(err)
+	status := statusOf[code]
+	if code == ECodeInternal {
+		s.log.Error("request failed", "route", routeName(ctx), "err", err)
+	}
+	ctx.Response.Reset()
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	if status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	if status == fasthttp.StatusTooManyRequests {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
+	if status == fasthttp.StatusUnauthorized {
+		ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="etalage"`)
+	}
+	b := make([]byte, 0, 128)
+	var ve *rules.ValidationError
+	if errors.As(err, &ve) {
+		b = append(b, `{"error":{"code":"invalid_definitions","message":`...)
+		b = appendJSONString(b, msg)
+		b = append(b, `},"errors":[`...)
+		for i, p := range ve.Problems {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"path":`...)
+			b = appendJSONString(b, p.Path)
+			b = append(b, `,"message":`...)
+			b = appendJSONString(b, p.Message)
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+	} else {
+		b = append(b, `{"error":{"code":`...)
+		b = appendJSONString(b, code)
+		b = append(b, `,"message":`...)
+		b = appendJSONString(b, msg)
+		b = append(b, "}}"...)
+	}
+	ctx.SetBody(b)
+}

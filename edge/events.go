@@ -1,0 +1,135 @@
+package edge
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/valyala/fasthttp"
+)
+
+// serveEvents answers POST /v1/events: a batch valid as a whole is stored
+// and acknowledged with 202; nothing is acknowledged that was not stored
+// (503 with Retry-After when the store is down). Events naming a contact,
+// and past timestamps, need the API key.
+func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		s.methodNotAllowed(ctx, "POST")
+		return
+	}
+	r := acquireRequest()
+	defer releaseRequest(r)
+	if err := r.parseBody(ctx.PostBody(), "visitor contact events"); err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if r.events == nil {
+		s.writeError(ctx, errorf(ECodeInvalid, "events: required"))
+		return
+	}
+	trusted := s.hasAPIKey(ctx)
+	if r.contact != nil && !trusted {
+		s.writeError(ctx, errorf(ECodeUnauthorized, "events naming a contact need the API key"))
+		return
+	}
+	d := s.defs.Load()
+	events, err := profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents})
+	if err != nil {
+		s.metrics.eventsRejected.Inc()
+		s.writeError(ctx, err)
+		return
+	}
+	s.fillContext(ctx, r)
+	if r.ctx.Bot || isPrefetch(ctx) {
+		// Bots and prefetches never write to a profile.
+		s.writeAccepted(ctx, 0, "")
+		return
+	}
+
+	var pid string
+	setCookie := false
+	switch {
+	case r.contact != nil:
+		ident, err := profile.ContactIdent(r.contact)
+		if err != nil {
+			s.writeError(ctx, err)
+			return
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.EventDeadline)
+		pid, err = s.profiles.Contact(cctx, ident)
+		cancel()
+		if err != nil {
+			s.logStoreError("events: resolve contact", err)
+			s.writeError(ctx, err)
+			return
+		}
+	default:
+		var ok bool
+		pid, ok = s.visitorOf(ctx, r.visitor)
+		if !ok {
+			if len(r.visitor) > 0 {
+				s.writeError(ctx, errorf(ECodeInvalid, "visitor: not a valid visitor value"))
+				return
+			}
+			pid = NewID()
+		}
+		setCookie = len(r.visitor) == 0 || ok
+	}
+	if len(events) == 0 {
+		s.writeAccepted(ctx, 0, "")
+		return
+	}
+	snap, err := s.record(ctx, pid, events, d, s.cfg.EventDeadline)
+	if err != nil {
+		s.logStoreError("events: record", err)
+		if !isStoreFailure(err) {
+			s.writeError(ctx, err)
+			return
+		}
+		s.writeError(ctx, errorf(ECodeUnavailable, "the profile store is unavailable; the events were not stored, retry later"))
+		return
+	}
+	visitor := ""
+	if r.contact == nil {
+		if setCookie {
+			visitor = s.setVisitorCookie(ctx, snap.Primary.ID)
+		} else {
+			visitor = s.signer.Sign(snap.Primary.ID)
+		}
+	}
+	s.writeAccepted(ctx, len(events), visitor)
+}
+
+func (s *Server) writeAccepted(ctx *fasthttp.RequestCtx, n int, visitor string) {
+	ctx.SetStatusCode(fasthttp.StatusAccepted)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "private, no-store")
+	b := make([]byte, 0, 128)
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	if visitor != "" {
+		b = append(b, `,"visitor":`...)
+		b = appendJSONString(b, visitor)
+	}
+	ctx.SetBody(append(b, '}'))
+}
+
+// serveReset answers POST /v1/reset (logout): a new visitor with a fresh
+// cookie; the old profile is left as it is.
+func (s *Server) serveReset(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		s.methodNotAllowed(ctx, "POST")
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "private, no-store")
+	ctx.SetContentType("application/json")
+	r := acquireRequest()
+	defer releaseRequest(r)
+	s.fillContext(ctx, r)
+	if r.ctx.Bot || isPrefetch(ctx) {
+		ctx.SetBodyString(`{"visitor":null}`)
+		return
+	}
+	v := s.setVisitorCookie(ctx, NewID())
+	ctx.SetBody(append(appendJSONString([]byte(`{"visitor":`), v), '}'))
+}

@@ -1,0 +1,224 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/rules"
+	"github.com/valyala/fasthttp"
+)
+
+// Config is everything the edge needs to serve; cmd/etalage fills it from
+// flags and ETALAGE_* variables.
+type Config struct {
+	Secrets        [][]byte // cookie signing keys; the first signs
+	AdminToken     string   // bearer token for the admin listener ("" only in dev mode)
+	APIKey         string   // key for server-side callers ("" refuses them)
+	CookieName     string   // default "etl"
+	CookieSecure   bool
+	ConsentNeeded  bool // --consent required
+	AllowedOrigins []string
+	Demo           bool // serve /demo/ and the visitor's own explain at /demo/api/me
+	Now            func() time.Time
+
+	StoreDeadline  time.Duration // per decide, default 50 ms
+	WriteDeadline  time.Duration // per decide that carries events, default 250 ms
+	EventDeadline  time.Duration // per events request, default 2 s
+	CacheBytes     int64         // profile cache budget, default 256 MiB
+	CacheTTL       time.Duration // profile cache TTL (cross-node staleness bound), default 10 s
+	RateLimit      float64       // requests per second per client on public routes; 0 disables
+	RateBurst      int
+	ClientIPHeader string        // e.g. X-Forwarded-For behind a trusted load balancer
+	PollInterval   time.Duration // definitions revision poll, default 500 ms
+	MaxBodySize    int           // default 1 MiB
+	AnonymousTTL   time.Duration // default 90 days
+	KnownTTL       time.Duration // default 400 days
+
+	Definitions []byte // applied at start when set; else the stored document, else the demo
+	Logger      *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.CookieName == "" {
+		c.CookieName = "etl"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.StoreDeadline <= 0 {
+		c.StoreDeadline = 50 * time.Millisecond
+	}
+	if c.WriteDeadline <= 0 {
+		c.WriteDeadline = 250 * time.Millisecond
+	}
+	if c.EventDeadline <= 0 {
+		c.EventDeadline = 2 * time.Second
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = 256 << 20
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 10 * time.Second
+	}
+	if c.RateBurst <= 0 {
+		c.RateBurst = int(2*c.RateLimit) + 1
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.MaxBodySize <= 0 {
+		c.MaxBodySize = 1 << 20
+	}
+	if c.AnonymousTTL <= 0 {
+		c.AnonymousTTL = 90 * 24 * time.Hour
+	}
+	if c.KnownTTL <= 0 {
+		c.KnownTTL = 400 * 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// defs is one compiled definitions revision; swapped atomically as a whole.
+type defs struct {
+	set    *rules.Set
+	policy *profile.Policy
+	doc    []byte
+	rev    int64
+	// noSeasons stands for absent seasonal profiles, parallel to the seasons.
+	noSeasons []*profile.Profile
+}
+
+// Server serves the public and admin listeners.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    profile.Store
+	profiles *profile.Service
+	signer   *Signer
+	agents   *agents
+	cache    *profileCache
+	breaker  *breaker
+	limiter  *limiter
+	metrics  *metrics
+	defs     atomic.Pointer[defs]
+	applyMu  sync.Mutex // serialises definitions swaps from PUT and the poller
+
+	public, admin *fasthttp.Server
+	done          chan struct{}
+	wg            sync.WaitGroup
+}
+
+// New returns a Server over store, with the definitions loaded: cfg.Definitions
+// when given (stored when it differs from the stored one), else the stored
+// document, else the demo. It does not listen yet.
+func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if len(cfg.Secrets) == 0 {
+		return nil, errors.New("no cookie signing secret")
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   store,
+		signer:  NewSigner(cfg.Secrets),
+		breaker: newBreaker(cfg.Now),
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst),
+		metrics: newMetrics(),
+		done:    make(chan struct{}),
+	}
+	s.profiles = profile.NewService(store, profile.Options{Now: cfg.Now})
+	var err error
+	if s.agents, err = newAgents(); err != nil {
+		return nil, fmt.Errorf("user agent cache: %w", err)
+	}
+	if s.cache, err = newProfileCache(cfg.CacheBytes, cfg.CacheTTL); err != nil {
+		return nil, fmt.Errorf("profile cache: %w", err)
+	}
+	if err := s.loadDefinitions(ctx); err != nil {
+		s.agents.close()
+		s.cache.close()
+		return nil, err
+	}
+	s.public = &fasthttp.Server{
+		Handler:                      s.servePublic,
+		ErrorHandler:                 s.serveParseError,
+		Name:                         "etalage",
+		MaxRequestBodySize:           4 * cfg.MaxBodySize,
+		ReadTimeout:                  10 * time.Second,
+		WriteTimeout:                 10 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		Logger:                       slogPrinter{s.log},
+	}
+	s.admin = &fasthttp.Server{
+		Handler:              s.serveAdmin,
+		ErrorHandler:         s.serveParseError,
+		Name:                 "etalage-admin",
+		MaxRequestBodySize:   2 * rulesMaxDoc,
+		ReadTimeout:          30 * time.Second,
+		WriteTimeout:         60 * time.Second,
+		NoDefaultContentType: true,
+		Logger:               slogPrinter{s.log},
+	}
+	return s, nil
+}
+
+// rulesMaxDoc bounds a definitions document on the admin listener.
+const rulesMaxDoc = 1 << 20
+
+// Serve serves the public and admin listeners until Shutdown, and polls the
+// store for definitions changes made on other nodes.
+func (s *Server) Serve(public, admin net.Listener) error {
+	errc := make(chan error, 2)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.pollDefinitions()
+	}()
+	go func() { errc <- s.public.Serve(public) }()
+	go func() { errc <- s.admin.Serve(admin) }()
+	err := <-errc
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return <-errc
+}
+
+// Shutdown stops accepting connections, waits for in-flight requests (until
+// ctx ends) and stops the background work. The store is the caller's to close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	close(s.done)
+	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
+	s.wg.Wait()
+	s.agents.close()
+	s.cache.close()
+	return err
+}
+
+// serveParseError answers requests fasthttp could not read, in the JSON
+// error shape: bodies over the limit get 413.
+func (s *Server) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		s.writeError(ctx, errorf(ECodeTooLarge, fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodySize)))
+		return
+	}
+	s.writeError(ctx, errorf(ECodeInvalid, "malformed HTTP request"))
+}
+
+// slogPrinter routes fasthttp's own log lines into slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, args ...any) {
+	p.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

@@ -1,0 +1,56 @@
+package edge
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestClassifyAgent(t *testing.T) {
+	tests := []struct {
+		name, ua        string
+		device, browser string
+		os              string
+		bot             bool
+	}{
+		{"desktop chrome", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "desktop", "chrome", "windows", false},
+		{"iphone safari", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", "mobile", "safari", "ios", false},
+		{"android phone", "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36", "mobile", "chrome", "android", false},
+		{"android tablet", "Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36", "tablet", "chrome", "android", false},
+		{"ipad", "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1", "tablet", "safari", "ios", false},
+		{"mac firefox", "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:132.0) Gecko/20100101 Firefox/132.0", "desktop", "firefox", "macos", false},
+		{"googlebot", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot", "other", "other", true},
+		{"bingbot", "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", "bot", "other", "other", true},
+		{"headless chrome", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36", "bot", "chrome", "linux", true},
+		{"curl", "curl/8.5.0", "bot", "other", "other", true},
+		{"empty", "", "bot", "other", "other", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := classifyAgent(tt.ua)
+			assert.Equal(t, tt.bot, g.bot, "bot")
+			assert.Equal(t, tt.device, g.device, "device")
+			if !tt.bot || tt.browser != "other" {
+				assert.Equal(t, tt.browser, g.browser, "browser")
+			}
+			if tt.os != "other" {
+				assert.Equal(t, tt.os, g.os, "os")
+			}
+		})
+	}
+}
+
+func BenchmarkClassifyCached(b *testing.B) {
+	a, err := newAgents()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.close()
+	ua := []byte("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
+	a.classify(ua)
+	a.cache.Wait()
+	b.ReportAllocs()
+	for b.Loop() {
+		a.classify(ua)
+	}
+}
