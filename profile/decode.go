@@ -258,17 +258,28 @@ func (d *eventDecoder) optString(obj *fastjson.Object, key string, max int) (str
 	return d.str(v, d.at(key), max)
 }
 
-// str accepts a string, or a number for ids that shops keep as numbers.
+// id accepts a customer id as a string or a whole number, since shops keep
+// them either way.
+func (d *eventDecoder) id(v *fastjson.Value, path string) (string, error) {
+	if v.Type() == fastjson.TypeNumber {
+		n, err := v.Int64()
+		if err != nil {
+			return "", inputErr(path, "must be a string or a whole number")
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+	s, err := d.str(v, path, maxName*2)
+	if err == nil && s == "" {
+		return "", inputErr(path, "must not be empty")
+	}
+	return s, err
+}
+
 func (d *eventDecoder) str(v *fastjson.Value, path string, max int) (string, error) {
-	var s string
-	switch v.Type() {
-	case fastjson.TypeString:
-		s = string(v.GetStringBytes())
-	case fastjson.TypeNumber:
-		s = v.String()
-	default:
+	if v.Type() != fastjson.TypeString {
 		return "", inputErr(path, "must be a string")
 	}
+	s := string(v.GetStringBytes())
 	if len(s) > max {
 		return "", inputErr(path, "longer than "+strconv.Itoa(max)+" bytes")
 	}
@@ -424,8 +435,10 @@ func (d *eventDecoder) identify(obj *fastjson.Object, ev *Event) error {
 			return inputErr(d.at("email"), err.Error())
 		}
 	}
-	if ev.Customer, err = d.optString(obj, "customer_id", maxName*2); err != nil {
-		return err
+	if v := obj.Get("customer_id"); v != nil && v.Type() != fastjson.TypeNull {
+		if ev.Customer, err = d.id(v, d.at("customer_id")); err != nil {
+			return err
+		}
 	}
 	if ev.Email == "" && ev.Customer == "" {
 		return inputErr(d.at("email"), "identify needs an email or a customer_id")
@@ -680,9 +693,11 @@ func ContactIdent(v *fastjson.Value) (string, error) {
 		}
 		return "email:" + e, nil
 	}
-	c, err := d.optString(obj, "customer_id", maxName*2)
-	if err != nil {
-		return "", err
+	var c string
+	if v := obj.Get("customer_id"); v != nil && v.Type() != fastjson.TypeNull {
+		if c, err = d.id(v, "contact.customer_id"); err != nil {
+			return "", err
+		}
 	}
 	if c == "" {
 		return "", inputErr("contact", "needs an email or a customer_id")

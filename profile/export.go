@@ -130,4 +130,3 @@ func ExportProfile(p *Profile) map[string]any {
 	}
 	return out
 }
-

@@ -14,6 +14,7 @@ import (
 
 	"github.com/etalage/etalage/profile"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var _ profile.Store = (*Store)(nil)
@@ -43,7 +44,7 @@ func Open(dir string) (*Store, error) {
 	}
 	path := filepath.Join(dir, "profiles.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: the store is in use by another process", path)
 	}
 	if err != nil {
@@ -100,7 +101,7 @@ func wrap(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("%s: %w: %w", op, profile.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)

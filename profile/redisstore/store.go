@@ -30,7 +30,6 @@ type Options struct {
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
-	mu     sync.Mutex
 }
 
 // versionLen is the width of the decimal version that prefixes every
