@@ -385,7 +385,7 @@ func (cd *cond) segmentRefs(dst []int) []int {
 	if cd == nil {
 		return dst
 	}
-	if cd.kind == condSegment {
+	if cd.kind == condSegment && cd.seg >= 0 {
 		dst = append(dst, cd.seg)
 	}
 	for i := range cd.children {

@@ -222,7 +222,11 @@ func (s *Set) compileCond(c *checker, n node) *cond {
 		}
 		cd.field = f
 		cd.ops = s.compileOps(c, n, f, allowed)
-		if len(cd.ops) == 0 {
+		hasOp := false
+		for k := range m {
+			hasOp = hasOp || isOperator(k)
+		}
+		if !hasOp {
 			c.add(n.path, "a field condition needs an operator: eq, ne, lt, lte, gt, gte, in, nin, contains, prefix, suffix or exists")
 		}
 	case "event":
@@ -249,7 +253,7 @@ func (s *Set) compileCond(c *checker, n node) *cond {
 				c.add(cn.path, "needs a comparison like {gte: 3}")
 			}
 		} else {
-			cd.count = []op{{kind: opGte, num: 1, vk: profile.KindNumber}}
+			cd.count = []op{{kind: opGte, name: "gte", num: 1, vk: profile.KindNumber, text: "1"}}
 		}
 		if w, ok := m["within"]; ok {
 			allowed["within"] = true

@@ -30,7 +30,11 @@ var statePool = sync.Pool{New: func() any { return &state{} }}
 func (s *Set) newState(in *Input) *state {
 	st := statePool.Get().(*state)
 	st.set, st.in = s, in
-	st.memo = append(st.memo[:0], make([]uint8, len(s.segments))...)
+	if cap(st.memo) < len(s.segments) {
+		st.memo = make([]uint8, len(s.segments))
+	}
+	st.memo = st.memo[:len(s.segments)]
+	clear(st.memo)
 	st.active = st.active[:0]
 	for i := range s.seasons {
 		var p *profile.Profile
@@ -401,32 +405,36 @@ func (s *Set) Decide(in *Input, slots []string, d *Decision) {
 	}
 }
 
-// choose returns the best eligible block of a slot.
+// choose returns the best eligible block of a slot; with tr it also
+// records why each candidate won or lost.
 func (st *state) choose(slot string, tr *slotTrace) *Block {
 	var win *Block
 	for _, b := range st.set.slots[slot] {
-		why := ""
-		switch {
-		case win != nil:
-			why = "lower priority than " + win.ID
-		case b.x.scheduled && !st.inSchedule(b):
-			why = "outside its schedule"
-		case b.x.seg >= 0 && !st.segment(b.x.seg):
-			why = "segment " + b.Segment + " not matched"
-		}
-		if why == "" && win == nil {
-			win = b
-			why = "winner"
-		}
 		if tr == nil {
-			if win != nil {
-				return win
+			if st.eligible(b) {
+				return b
 			}
 			continue
 		}
-		tr.Candidates = append(tr.Candidates, CandidateTrace{ID: b.ID, Priority: b.Priority, Eligible: why == "winner" || strings.HasPrefix(why, "lower"), Reason: why})
+		var why string
+		eligible := st.eligible(b)
+		switch {
+		case !eligible && b.x.scheduled && !st.inSchedule(b):
+			why = "outside its schedule"
+		case !eligible:
+			why = "segment " + b.Segment + " not matched"
+		case win != nil:
+			why = "lower priority than " + win.ID
+		default:
+			win, why = b, "winner"
+		}
+		tr.Candidates = append(tr.Candidates, CandidateTrace{ID: b.ID, Priority: b.Priority, Eligible: eligible, Reason: why})
 	}
 	return win
+}
+
+func (st *state) eligible(b *Block) bool {
+	return (!b.x.scheduled || st.inSchedule(b)) && (b.x.seg < 0 || st.segment(b.x.seg))
 }
 
 func (st *state) inSchedule(b *Block) bool {
