@@ -1,0 +1,299 @@
+package profile_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/profile/embeddedstore"
+	"github.com/etalage/etalage/profile/redisstore"
+	"github.com/etalage/etalage/profile/redisstore/redistest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	novNow    = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	amsterdam = mustLoc("Europe/Amsterdam")
+)
+
+func mustLoc(name string) *time.Location {
+	l, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
+func policy() *profile.Policy {
+	return &profile.Policy{Seasons: []profile.Season{{
+		ID: "sinterklaas", Location: amsterdam,
+		Collect:    profile.Window{From: profile.MonthDay{Month: 11, Day: 1}, To: profile.MonthDay{Month: 12, Day: 5}},
+		Active:     profile.Window{From: profile.MonthDay{Month: 11, Day: 10}, To: profile.MonthDay{Month: 12, Day: 5}},
+		Gift:       true,
+		Categories: []string{"toys"},
+		RetainDays: 45,
+	}}}
+}
+
+// stores runs a test on the embedded store and on a real Redis.
+func stores(t *testing.T, run func(t *testing.T, svc *profile.Service, st profile.Store)) {
+	t.Run("embedded", func(t *testing.T) {
+		st, err := embeddedstore.Open(t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		run(t, profile.NewService(st, profile.Options{Now: func() time.Time { return novNow }}), st)
+	})
+	t.Run("redis", func(t *testing.T) {
+		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redisstore.Options{})
+		require.NoError(t, err)
+		t.Cleanup(func() { st.Close() })
+		run(t, profile.NewService(st, profile.Options{Now: func() time.Time { return novNow }}), st)
+	})
+}
+
+func TestRecordAndLoad(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, []profile.Event{
+			{Type: profile.PageView, URL: "/sneakers"},
+			{Type: profile.PageView, URL: "/sneakers"},
+			{Type: profile.CartAdd, SKU: "shoe", Category: "sneakers", Price: 100, Quantity: 1},
+		}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, pid, snap.Primary.ID)
+		loaded, err := svc.Load(ctx, pid, pol)
+		require.NoError(t, err)
+		assert.Equal(t, snap.Primary, loaded.Primary)
+		assert.Equal(t, 100.0, loaded.Primary.Cart.Value())
+		assert.Nil(t, loaded.Seasonal[0])
+
+		// A stale cached snapshot is detected and the write retried.
+		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.PageView, URL: "/other"}}, pol)
+		require.NoError(t, err)
+		snap2, err := svc.Record(ctx, pid, snap, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}}, pol)
+		require.NoError(t, err)
+		var views uint32
+		for _, c := range snap2.Primary.Behaviour {
+			if c.Type == profile.PageView {
+				views += c.Total
+			}
+		}
+		assert.Equal(t, uint32(4), views, "no event lost to the stale cache")
+	})
+}
+
+func TestSeasonalRouting(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.Purchase, OrderID: "o-1", Items: []profile.Item{
+			{SKU: "playmobil", Category: "toys", Price: 40, Gift: true},
+			{SKU: "sneaker", Category: "sneakers", Price: 100},
+		}}}, policy())
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, 2026, snap.Seasonal[0].Cycle)
+		for _, c := range snap.Primary.Behaviour {
+			assert.NotEqual(t, "toys", c.Key.Category, "the gift never reaches the primary profile")
+		}
+		for _, c := range snap.Seasonal[0].Behaviour {
+			assert.NotEqual(t, "sneakers", c.Key.Category)
+		}
+		assert.Len(t, snap.Primary.Orders, 1)
+		assert.Len(t, snap.Seasonal[0].Orders, 1)
+
+		// Outside the collect window the same purchase is primary.
+		march := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC) }})
+		snap, err = march.Record(ctx, profile.NewID(), nil, []profile.Event{{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "playmobil", Category: "toys", Gift: true}}}}, policy())
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0])
+		assert.Len(t, snap.Primary.Orders, 1)
+
+		// The seasonal record expires retain_days after the season closes.
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.NotZero(t, recs[1].Version)
+		// Next year's cycle does not see last year's seasonal profile.
+		nextYear := profile.NewService(st, profile.Options{Now: func() time.Time { return novNow.AddDate(1, 0, 0) }})
+		loaded, err := nextYear.Load(ctx, pid, policy())
+		require.NoError(t, err)
+		assert.Nil(t, loaded.Seasonal[0])
+	})
+}
+
+func TestOrderCountsOnceConcurrently(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pid := profile.NewID()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := svc.Record(ctx, pid, nil, []profile.Event{
+					{Type: profile.Purchase, OrderID: "same", Items: []profile.Item{{SKU: "a", Price: 10}}},
+					{Type: profile.PageView, URL: "/thanks"},
+				}, policy())
+				assert.NoError(t, err)
+			}()
+		}
+		wg.Wait()
+		snap, err := svc.Load(ctx, pid, policy())
+		require.NoError(t, err)
+		assert.Len(t, snap.Primary.Orders, 1, "an order id counts once")
+		for _, c := range snap.Primary.Behaviour {
+			if c.Type == profile.PageView {
+				assert.Equal(t, uint32(8), c.Total, "every other event of every request counted")
+			}
+			if c.Type == profile.Purchase && c.Key.SKU == "" {
+				assert.Equal(t, uint32(1), c.Total)
+			}
+		}
+	})
+}
+
+func TestIdentifyAndMerge(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		// Laptop: anonymous browsing, then identify. The contact is new, so
+		// the laptop's profile becomes the contact's.
+		laptop := profile.NewID()
+		_, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}}, pol)
+		require.NoError(t, err)
+		snap, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Sam"}}}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, snap.Primary.ID)
+		assert.True(t, snap.Primary.Known)
+
+		// Phone: anonymous, then identifies as the same contact: merged into
+		// the laptop's profile, the cookie moves there.
+		phone := profile.NewID()
+		_, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}, {Type: profile.InterestEvent, Name: "running", On: true}}, pol)
+		require.NoError(t, err)
+		snap, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, snap.Primary.ID, "the surviving profile")
+		assert.True(t, snap.Primary.HasInterest("running"), "interests unite")
+		assert.Contains(t, snap.Primary.Aliases, phone)
+		var views uint32
+		for _, c := range snap.Primary.Behaviour {
+			if c.Key.URL == "/sneakers" {
+				views = c.Total
+			}
+		}
+		assert.Equal(t, uint32(2), views, "counters add")
+		recs, err := st.Get(ctx, phone, nil)
+		require.NoError(t, err)
+		assert.Zero(t, recs[0].Version, "the merged anonymous profile is gone")
+
+		resolved, err := svc.Resolve(ctx, "email: SAM@example.nl ")
+		require.NoError(t, err)
+		assert.Equal(t, laptop, resolved)
+
+		// A second known contact on the laptop is never merged into Sam.
+		snap, err = svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "kim@example.nl"}}, pol)
+		require.NoError(t, err)
+		assert.NotEqual(t, laptop, snap.Primary.ID, "a new profile for the other contact")
+		assert.Equal(t, "kim@example.nl", snap.Primary.Email)
+		sam, err := svc.Load(ctx, laptop, pol)
+		require.NoError(t, err)
+		assert.Equal(t, "sam@example.nl", sam.Primary.Email, "Sam's profile untouched")
+		kim, err := svc.Resolve(ctx, "email:kim@example.nl")
+		require.NoError(t, err)
+		assert.Equal(t, snap.Primary.ID, kim)
+
+		// Sam again on Kim's browser: switches back to Sam, no merge.
+		snap, err = svc.Record(ctx, kim, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, snap.Primary.ID)
+		kimSnap, err := svc.Load(ctx, kim, pol)
+		require.NoError(t, err)
+		assert.Equal(t, "kim@example.nl", kimSnap.Primary.Email)
+		assert.NotContains(t, snap.Primary.Aliases, kim)
+	})
+}
+
+func TestContactEventsAndErase(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pid, err := svc.Contact(ctx, "email:erase@example.nl")
+		require.NoError(t, err)
+		again, err := svc.Contact(ctx, "email:Erase@Example.nl")
+		require.NoError(t, err)
+		assert.Equal(t, pid, again)
+		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
+		require.NoError(t, err)
+		byCustomer, err := svc.Resolve(ctx, "customer:42")
+		require.NoError(t, err)
+		assert.Equal(t, pid, byCustomer)
+
+		out, err := svc.Export(ctx, "email:erase@example.nl", pol)
+		require.NoError(t, err)
+		m := out.(map[string]any)
+		assert.Equal(t, pid, m["id"])
+		assert.Contains(t, m["seasonal"], "sinterklaas")
+		assert.Equal(t, "erase@example.nl", m["primary"].(map[string]any)["email"])
+
+		require.NoError(t, svc.Erase(ctx, "customer:42"))
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[0].Version)
+		assert.Zero(t, recs[1].Version, "seasonal profiles erased too")
+		for _, ref := range []string{"email:erase@example.nl", "customer:42"} {
+			_, err = svc.Resolve(ctx, ref)
+			assert.ErrorIs(t, err, profile.ErrNotFound, "link %s erased", ref)
+		}
+		assert.ErrorIs(t, svc.Erase(ctx, pid), profile.ErrNotFound)
+		_, err = svc.Export(ctx, pid, pol)
+		assert.ErrorIs(t, err, profile.ErrNotFound)
+	})
+}
+
+func TestConsent(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pol.ConsentNeeded = true
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.PageView, URL: "/a"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
+		require.NoError(t, err)
+		assert.Empty(t, snap.Primary.Behaviour)
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[0].Version, "nothing stored before consent")
+		assert.Zero(t, recs[1].Version)
+
+		snap, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.ConsentEvent, Purposes: map[string]bool{"profiling": true}}, {Type: profile.PageView, URL: "/a"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
+		require.NoError(t, err)
+		assert.Len(t, snap.Primary.Behaviour, 1)
+		require.NotNil(t, snap.Seasonal[0])
+
+		snap, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.ConsentEvent, Purposes: map[string]bool{"profiling": false}}, {Type: profile.PageView, URL: "/b"}}, pol)
+		require.NoError(t, err)
+		assert.Empty(t, snap.Primary.Behaviour, "withdrawal deletes stored behaviour, and nothing new is stored")
+		assert.Nil(t, snap.Seasonal[0])
+		recs, err = st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[1].Version, "the seasonal record is deleted")
+		assert.False(t, snap.Primary.HasConsent("profiling"))
+	})
+}
+
+func TestResolveRejects(t *testing.T) {
+	st, err := embeddedstore.Open(t.TempDir())
+	require.NoError(t, err)
+	defer st.Close()
+	svc := profile.NewService(st, profile.Options{})
+	for _, ref := range []string{"", "nope", "email:", "email:not-an-address", "phone:0612", strings.Repeat("a", 31)} {
+		_, err := svc.Resolve(context.Background(), ref)
+		assert.ErrorIs(t, err, profile.ErrInvalid, ref)
+	}
+}
