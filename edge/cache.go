@@ -27,7 +27,12 @@ type cacheEntry struct {
 // entryOverhead estimates the decoded structures beyond the encoded bytes.
 const entryOverhead = 512
 
+// newProfileCache returns nil (no caching: every decide reads the store)
+// for a negative budget.
 func newProfileCache(budget int64, ttl time.Duration) (*profileCache, error) {
+	if budget < 0 {
+		return nil, nil
+	}
 	// ristretto wants ~10 counters per expected item; assume ~1 KB entries.
 	counters := budget / 100
 	if counters < 10_000 {
@@ -44,10 +49,17 @@ func newProfileCache(budget int64, ttl time.Duration) (*profileCache, error) {
 	return &profileCache{c: c, ttl: ttl}, nil
 }
 
-func (pc *profileCache) close() { pc.c.Close() }
+func (pc *profileCache) close() {
+	if pc != nil {
+		pc.c.Close()
+	}
+}
 
 // get returns the cached snapshot of pid loaded under pol, or nil.
 func (pc *profileCache) get(pid string, pol *profile.Policy) *profile.Snapshot {
+	if pc == nil {
+		return nil
+	}
 	e, ok := pc.c.Get(pid)
 	if !ok || e.policy != pol {
 		return nil
@@ -57,6 +69,9 @@ func (pc *profileCache) get(pid string, pol *profile.Policy) *profile.Snapshot {
 
 // set caches snap for pid under pol.
 func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Policy) {
+	if pc == nil {
+		return
+	}
 	cost := int64(entryOverhead)
 	for _, r := range snap.Records {
 		cost += int64(len(r.Data)) * 3
@@ -65,4 +80,8 @@ func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Pol
 }
 
 // del forgets pid.
-func (pc *profileCache) del(pid string) { pc.c.Del(pid) }
+func (pc *profileCache) del(pid string) {
+	if pc != nil {
+		pc.c.Del(pid)
+	}
+}

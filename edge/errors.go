@@ -62,6 +62,9 @@ func classify(err error) (code, msg string) {
 		return ECodeInvalid, err.Error()
 	case errors.Is(err, profile.ErrNotFound):
 		return ECodeNotFound, "not found"
+	case errors.Is(err, profile.ErrConflict):
+		// Writers on other nodes kept changing the profile: retryable.
+		return ECodeUnavailable, "the profile is busy; retry later"
 	case errors.Is(err, profile.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, errBreakerOpen):
 		return ECodeUnavailable, "the profile store is unavailable; retry later"
 	}

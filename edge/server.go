@@ -31,7 +31,7 @@ type Config struct {
 	StoreDeadline  time.Duration // per decide, default 50 ms
 	WriteDeadline  time.Duration // per decide that carries events, default 250 ms
 	EventDeadline  time.Duration // per events request, default 2 s
-	CacheBytes     int64         // profile cache budget, default 256 MiB
+	CacheBytes     int64         // profile cache budget, default 256 MiB; negative: no cache
 	CacheTTL       time.Duration // profile cache TTL (cross-node staleness bound), default 10 s
 	RateLimit      float64       // requests per second per client on public routes; 0 disables
 	RateBurst      int
@@ -61,7 +61,7 @@ func (c *Config) setDefaults() {
 	if c.EventDeadline <= 0 {
 		c.EventDeadline = 2 * time.Second
 	}
-	if c.CacheBytes <= 0 {
+	if c.CacheBytes == 0 {
 		c.CacheBytes = 256 << 20
 	}
 	if c.CacheTTL <= 0 {

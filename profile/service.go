@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -24,6 +25,19 @@ type Options struct {
 type Service struct {
 	store Store
 	now   func() time.Time
+	// stripes serialise this node's writes to one profile: concurrent
+	// requests of one visitor then queue here instead of exhausting their
+	// compare-and-set retries against each other. Other nodes' writes are
+	// still caught by the store's version check.
+	stripes [256]sync.Mutex
+}
+
+func (s *Service) stripe(pid string) *sync.Mutex {
+	h := uint32(2166136261)
+	for i := 0; i < len(pid); i++ {
+		h = (h ^ uint32(pid[i])) * 16777619
+	}
+	return &s.stripes[h%uint32(len(s.stripes))]
 }
 
 // NewService returns a Service over store.
@@ -158,6 +172,9 @@ func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, even
 		}
 		break
 	}
+	mu := s.stripe(target)
+	mu.Lock()
+	defer mu.Unlock()
 	var snap *Snapshot
 	for attempt := 0; ; attempt++ {
 		base := cached

@@ -73,7 +73,7 @@ func (m *Main) flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "auto", "text, json, or auto (text on a terminal)")
 	fs.DurationVar(&o.storeDeadline, "store-deadline", 50*time.Millisecond, "deadline for reading a profile in a decide; past it the answer is degraded")
 	fs.DurationVar(&o.writeDeadline, "write-deadline", 250*time.Millisecond, "deadline for storing the events a decide carries")
-	fs.StringVar(&o.cacheSize, "cache-size", "256MiB", "memory budget of the profile cache")
+	fs.StringVar(&o.cacheSize, "cache-size", "256MiB", "memory budget of the profile cache (0: no cache, every decide reads the store)")
 	fs.DurationVar(&o.cacheTTL, "cache-ttl", 10*time.Second, "profile cache TTL: the bound on staleness across nodes")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 50, "public requests per second per client (0: no limit); API-key callers are exempt")
 	fs.StringVar(&o.clientIPHeader, "client-ip-header", "", "header carrying the client address behind a trusted proxy, e.g. X-Forwarded-For")
@@ -251,6 +251,9 @@ func (m *Main) config(o *options) (edge.Config, error) {
 		return cfg, usagef("--cache-size %q: %v", o.cacheSize, err)
 	}
 	cfg.CacheBytes = size
+	if size == 0 {
+		cfg.CacheBytes = -1 // --cache-size 0: every decide reads the store
+	}
 	if o.definitions != "" {
 		doc, err := os.ReadFile(o.definitions)
 		if err != nil {
@@ -349,8 +352,8 @@ func parseBytes(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 {
-		return 0, errors.New("a positive size like 256MiB")
+	if err != nil || n < 0 {
+		return 0, errors.New("a size like 256MiB, or 0")
 	}
 	return n * mult, nil
 }

@@ -48,7 +48,10 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	uo.ReadTimeout = or(opts.ReadTimeout, 250*time.Millisecond)
 	uo.WriteTimeout = or(opts.WriteTimeout, 250*time.Millisecond)
 	uo.PoolSize = opts.PoolSize
-	uo.MaxRetries = 1
+	// No automatic retries: a Put whose answer timed out may have been
+	// applied, and running it again is not idempotent. The service's own
+	// compare-and-set loop decides what to retry.
+	uo.MaxRetries = -1
 	uo.ContextTimeoutEnabled = true
 	s := &Store{c: redis.NewUniversalClient(uo), prefix: opts.Prefix}
 	if s.prefix == "" {
