@@ -29,7 +29,6 @@ const k6Version = "v1.4.2"
 type target struct {
 	name, script, base, scenario string
 	vus                          int
-	env                          []string
 	eventsPerReq                 int
 }
 
