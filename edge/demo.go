@@ -1,11 +1,13 @@
 package edge
 
 import (
+	"errors"
 	"io/fs"
 	"mime"
 	"path"
 	"strings"
 
+	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/rules"
 	"github.com/etalage/etalage/snippets"
 	"github.com/valyala/fasthttp"
@@ -68,7 +70,7 @@ func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
-		if prof, err = s.profiles.Export(ctx, pid, d.policy); err != nil {
+		if prof, err = s.profiles.Export(ctx, pid, d.policy); err != nil && !errors.Is(err, profile.ErrNotFound) {
 			s.writeError(ctx, err)
 			return
 		}

@@ -7,8 +7,10 @@
     var s = d.querySelectorAll('script[src$="/snippet.js"]');
     return s[s.length - 1];
   })();
-  var base = me && me.src ? new URL(me.src, location.href).origin : location.origin;
-  var timeout = +((me && me.getAttribute('data-timeout')) || 400);
+  function attr(n) { return me && me.getAttribute('data-' + n); }
+  // data-api: the service's URL when it is not where the snippet came from.
+  var base = attr('api') || (me && me.src ? new URL(me.src, location.href).origin : location.origin);
+  var timeout = +(attr('timeout') || 400);
   var timer = 0, backoff = 1000;
 
   function load() {
@@ -73,9 +75,10 @@
   };
 
   function decide() {
-    var els = d.querySelectorAll('[data-etalage-slot]'), slots = [], byslot = {};
+    var only = attr('slots'), els = d.querySelectorAll('[data-etalage-slot]'), slots = [], byslot = {};
     for (var i = 0; i < els.length; i++) {
       var s = els[i].getAttribute('data-etalage-slot');
+      if (only && (',' + only + ',').indexOf(',' + s + ',') < 0) continue;
       if (!byslot[s]) { byslot[s] = []; slots.push(s); }
       byslot[s].push(els[i]);
     }
@@ -94,19 +97,25 @@
       clearTimeout(t);
       if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
       api.visitor = res.visitor || null;
-      if (!late) swap(res.blocks || {}, byslot);
+      swap(res.blocks || {}, byslot, late);
       return res;
     }).catch(function () { clearTimeout(t); schedule(); return null; });
   }
 
   // swap fills each slot with its block; a slot without one keeps its
-  // default content.
-  function swap(blocks, byslot) {
+  // default content. After the timeout only slots marked
+  // data-etalage-late="swap" change: the visitor is already reading the rest.
+  // A slot keeps at least the height it had, so the page does not jump.
+  function swap(blocks, byslot, late) {
     for (var s in byslot) {
       var b = blocks[s];
       if (!b) continue;
       byslot[s].forEach(function (el) {
-        if (b.html != null) el.innerHTML = b.html;
+        if (late && el.getAttribute('data-etalage-late') !== 'swap') return;
+        if (b.html != null) {
+          if (el.offsetHeight) el.style.minHeight = el.offsetHeight + 'px';
+          el.innerHTML = b.html;
+        }
         el.setAttribute('data-etalage-block', b.id);
         el.dispatchEvent(new CustomEvent('etalage:block', { bubbles: true, detail: { slot: s, id: b.id, data: b.data } }));
       });

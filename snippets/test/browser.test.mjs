@@ -4,6 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const ARTIFACTS = new URL('./artifacts/', import.meta.url).pathname;
+mkdirSync(ARTIFACTS, { recursive: true });
+async function shot(page, name) { await page.screenshot({ path: ARTIFACTS + name + '.png', fullPage: true }); }
 
 const BASE = process.env.ETALAGE_URL;
 if (!BASE) throw new Error('ETALAGE_URL is not set: run these tests through go test ./snippets/');
@@ -58,6 +63,7 @@ test('three sneaker views make a sneaker fan', async () => {
   assert.ok(res.segments.includes('sneaker-fans'), JSON.stringify(res.segments));
   assert.equal(await page.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'hero-sneakers');
   assert.match(await page.textContent('[data-etalage-slot="home-hero"]'), /sneakers/i);
+  await shot(page, '1-sneaker-fan-home');
   await context.close();
 });
 
@@ -70,6 +76,7 @@ test('a gift toy bought in November shows the Sinterklaas banner, and never make
   const res = await visit(page, '/demo/');
   assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'sint-banner');
   assert.ok(res.segments.includes('sint-gift-buyers'));
+  await shot(page, '2-sinterklaas-banner');
   assert.ok(!res.segments.includes('toy-fans'));
   await context.close();
 });
@@ -146,4 +153,74 @@ test('the snippet is small and revalidates with its ETag', async () => {
   assert.ok(size > 0 && size < 4096, `gzipped size ${size}`);
   const again = await fetch(BASE + '/snippet.js', { headers: { 'If-None-Match': etag } });
   assert.equal(again.status, 304);
+});
+
+test('the demo journey: cart, gift checkout, newsletter, own profile panel', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/p/board-game');
+  await page.click('#add');
+  await page.evaluate(() => window.etalage.flush());
+  await visit(page, '/demo/cart');
+  await page.waitForFunction(() => document.querySelector('#cart-items').textContent.includes('board-game'));
+  await page.check('#gift');
+  await page.click('#checkout');
+  await page.waitForFunction(() => document.querySelector('#note').textContent.includes('Besteld'));
+  await page.evaluate(() => window.etalage.flush());
+  await visit(page, '/demo/');
+  await page.click('#newsletter-signup');
+  await page.evaluate(() => window.etalage.flush());
+  await page.waitForFunction(() => document.querySelector('#me').textContent.includes('"newsletter": true'));
+  const panel = JSON.parse(await page.textContent('#me'));
+  assert.ok(panel.decision.segments.includes('sint-gift-buyers'), JSON.stringify(panel.decision.segments));
+  assert.equal(panel.profile.primary.fields.newsletter, true);
+  const bought = panel.profile.primary.behaviour.filter((c) => (c.event === 'purchase' || c.event === 'cart_add') && c.sku === 'board-game');
+  assert.deepEqual(bought, [], 'the gift stayed out of the primary profile');
+  assert.ok(panel.profile.seasonal.sinterklaas.behaviour.some((c) => c.event === 'purchase' && c.sku === 'board-game'), 'and is in the Sinterklaas profile');
+  await shot(page, '3-own-profile-panel');
+  await context.close();
+});
+
+test('events are retried after a 503 with Retry-After', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  let refused = 0;
+  await page.route('**/v1/events', async (route) => {
+    if (refused++ === 0) return route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"down"}}' });
+    return route.continue();
+  });
+  const delivered = page.waitForResponse((r) => r.url().endsWith('/v1/events') && r.status() === 202, { timeout: 8000 });
+  await page.evaluate(() => window.etalage.track('interest', { name: 'sneakers', on: true }));
+  await delivered;
+  assert.equal(refused, 2, 'one refusal, then the retry');
+  assert.equal(await page.evaluate(() => localStorage.getItem('etalage:q')), '[]');
+  await context.close();
+});
+
+test('a late answer swaps only slots that ask for it', async () => {
+  const { context, page } = await newPage();
+  await page.route('**/demo/', async (route) => {
+    const r = await route.fetch();
+    const body = (await r.text()).replace('data-etalage-slot="banner-top"', 'data-etalage-slot="banner-top" data-etalage-late="swap"');
+    await route.fulfill({ response: r, body });
+  });
+  await page.route('**/v1/decide', async (route) => { await new Promise((r) => setTimeout(r, 700)); await route.continue(); });
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'banner-default');
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), null);
+  await context.close();
+});
+
+test('filling the slots does not shift the layout', async () => {
+  const { context, page } = await newPage();
+  await page.addInitScript(() => {
+    window.__cls = 0;
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) if (!e.hadRecentInput) window.__cls += e.value; })
+      .observe({ type: 'layout-shift', buffered: true });
+  });
+  for (let i = 0; i < 3; i++) await visit(page, '/demo/c/sneakers');
+  await visit(page, '/demo/');
+  await page.waitForTimeout(300);
+  const cls = await page.evaluate(() => window.__cls);
+  assert.ok(cls < 0.1, `cumulative layout shift ${cls} (good is under 0.1)`);
+  await context.close();
 });
