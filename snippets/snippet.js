@@ -11,6 +11,14 @@
   // data-api: the service's URL when it is not where the snippet came from.
   var base = attr('api') || (me && me.src ? new URL(me.src, location.href).origin : location.origin);
   var timeout = +(attr('timeout') || 400);
+  // data-consent="required": no behaviour leaves the page before
+  // etalage.consent({profiling: true}); decisions still come (defaults).
+  var CK = 'etalage:consent';
+  function consented() {
+    if (attr('consent') !== 'required') return true;
+    try { return localStorage.getItem(CK) === '1'; } catch (e) { return false; }
+  }
+  var BEHAVIOUR = { page_view: 1, click: 1, cart_add: 1, cart_remove: 1, purchase: 1, email_open: 1, email_click: 1, form_submit: 1 };
   var timer = 0, backoff = 1000;
 
   function load() {
@@ -55,6 +63,7 @@
   }
   function schedule() { if (!timer) timer = setTimeout(flush, 50); }
   function push(ev) {
+    if (BEHAVIOUR[ev.type] && !consented()) return;
     ev._id = Date.now().toString(36) + Math.random().toString(36).slice(2);
     enqueue([ev]); schedule();
   }
@@ -65,7 +74,10 @@
       var ev = { type: type }; for (var k in props || {}) ev[k] = props[k]; push(ev);
     },
     identify: function (email, fields) { push({ type: 'identify', email: email, fields: fields || undefined }); },
-    consent: function (purposes) { push({ type: 'consent', purposes: purposes }); },
+    consent: function (purposes) {
+      try { if ('profiling' in purposes) localStorage.setItem(CK, purposes.profiling ? '1' : '0'); } catch (e) {}
+      push({ type: 'consent', purposes: purposes });
+    },
     reset: function () {
       return flush().then(function () { return post('/v1/reset', {}); }).then(function (r) {
         return r.json();
@@ -83,7 +95,7 @@
       byslot[s].push(els[i]);
     }
     var queued = load();
-    var evs = [{ type: 'page_view', url: location.pathname }].concat(strip(queued));
+    var evs = (consented() ? [{ type: 'page_view', url: location.pathname }] : []).concat(strip(queued));
     var late = false;
     var t = setTimeout(function () { late = true; }, timeout);
     return post('/v1/decide', {

@@ -224,3 +224,19 @@ test('filling the slots does not shift the layout', async () => {
   assert.ok(cls < 0.1, `cumulative layout shift ${cls} (good is under 0.1)`);
   await context.close();
 });
+
+test('data-consent="required" sends no behaviour before consent', async () => {
+  const { context, page, decides } = await newPage();
+  await page.route('**/demo/', async (route) => {
+    const r = await route.fetch();
+    await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-consent="required">') });
+  });
+  await visit(page, '/demo/');
+  assert.deepEqual(JSON.parse(decides[0].postData()).events, [], 'no page view before consent');
+  await page.evaluate(() => window.etalage.track('cart_add', { sku: 'x' }));
+  assert.ok(!String(await page.evaluate(() => localStorage.getItem('etalage:q'))).includes('cart_add'), 'behaviour is not even queued');
+  await page.evaluate(() => window.etalage.consent({ profiling: true }));
+  await visit(page, '/demo/');
+  assert.equal(JSON.parse(decides[1].postData()).events[0].type, 'page_view', 'after consent the page view goes');
+  await context.close();
+});
