@@ -297,3 +297,47 @@ func TestResolveRejects(t *testing.T) {
 		assert.ErrorIs(t, err, profile.ErrInvalid, ref)
 	}
 }
+
+// TestIdentifyConcurrently: six devices with anonymous behaviour identify as
+// the same new contact at once; they end in one profile holding every
+// device's counts.
+func TestIdentifyConcurrently(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		const devices = 6
+		pids := make([]string, devices)
+		for i := range pids {
+			pids[i] = profile.NewID()
+			_, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
+			require.NoError(t, err)
+		}
+		var wg sync.WaitGroup
+		survivors := make([]string, devices)
+		for i := range pids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
+				if assert.NoError(t, err) {
+					survivors[i] = snap.Primary.ID
+				}
+			}()
+		}
+		wg.Wait()
+		contact, err := svc.Resolve(ctx, "email:many@example.nl")
+		require.NoError(t, err)
+		for i, s := range survivors {
+			assert.Equal(t, contact, s, "device %d ends in the contact's profile", i)
+		}
+		snap, err := svc.Load(ctx, contact, pol)
+		require.NoError(t, err)
+		var views uint32
+		for _, c := range snap.Primary.Behaviour {
+			if c.Key.URL == "/sneakers" {
+				views += c.Total
+			}
+		}
+		assert.Equal(t, uint32(devices*3), views, "no count lost: 2 anonymous + 1 identified view per device")
+	})
+}

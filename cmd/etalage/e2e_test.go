@@ -55,6 +55,7 @@ type node struct {
 	public, admin string
 	cmd           *exec.Cmd
 	logs          *bytes.Buffer
+	killed        bool // SIGKILLed on purpose: no graceful exit expected
 }
 
 func freePort(tb testing.TB) string {
@@ -79,6 +80,9 @@ func startNode(tb testing.TB, store string, extra ...string) *node {
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	require.NoError(tb, n.cmd.Start())
 	tb.Cleanup(func() {
+		if n.killed {
+			return
+		}
 		n.cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
 		go func() { done <- n.cmd.Wait() }()

@@ -124,10 +124,12 @@ func Server(tb testing.TB) string {
 	return start(tb).Addr
 }
 
-// StartServer starts a redis-server that the test may kill and restart.
-func StartServer(tb testing.TB) *Process {
+// StartServer starts a redis-server that the test may kill and restart;
+// extra arguments are passed on (e.g. --appendonly yes --appendfsync always
+// for data that must survive Kill and Restart).
+func StartServer(tb testing.TB, extra ...string) *Process {
 	tb.Helper()
-	return start(tb)
+	return start(tb, extra...)
 }
 
 // Cluster starts a Redis Cluster of three masters and returns their
