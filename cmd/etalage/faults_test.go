@@ -259,3 +259,37 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// TestFaultClusterNodeStopped: one of three Redis Cluster masters stops;
+// visitors whose keys live on the other two stay personalised, the others
+// get degraded answers, and every decide answers 200.
+func TestFaultClusterNodeStopped(t *testing.T) {
+	procs := redistest.StartCluster(t)
+	addrs := make([]string, len(procs))
+	for i, p := range procs {
+		addrs[i] = p.Addr
+	}
+	n := startNode(t, "redis-cluster://"+strings.Join(addrs, ","), "--cache-size", "0")
+	const visitors = 30
+	bs := make([]*browser, visitors)
+	for i := range bs {
+		bs[i] = newBrowser(t)
+		bs[i].decide(t, n, sneakerView+","+sneakerView+","+sneakerView)
+	}
+	procs[2].Kill()
+	time.Sleep(200 * time.Millisecond)
+	personalised, degraded := 0, 0
+	for _, b := range bs {
+		status, m := try(b, "http://"+n.public+"/v1/decide", `{"slots":["home-hero"]}`)
+		require.Equal(t, 200, status, "every decide answers 200")
+		if m["degraded"] == true {
+			degraded++
+		} else {
+			assert.Equal(t, "hero-sneakers", blockOf(m, "home-hero"))
+			personalised++
+		}
+	}
+	t.Logf("cluster node stopped: %d of %d visitors still personalised, %d degraded", personalised, visitors, degraded)
+	assert.Positive(t, personalised, "keys on the other nodes keep serving")
+	assert.Positive(t, degraded, "the lost slots degrade")
+}

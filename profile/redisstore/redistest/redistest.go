@@ -136,11 +136,25 @@ func StartServer(tb testing.TB, extra ...string) *Process {
 // addresses once the cluster state is ok.
 func Cluster(tb testing.TB) []string {
 	tb.Helper()
+	var addrs []string
+	for _, p := range StartCluster(tb) {
+		addrs = append(addrs, p.Addr)
+	}
+	return addrs
+}
+
+// StartCluster is Cluster returning the processes, so that a test can stop
+// a node. Slots of a stopped node fail while the others keep serving
+// (cluster-require-full-coverage no).
+func StartCluster(tb testing.TB) []*Process {
+	tb.Helper()
 	cli := binary(tb, "redis-cli")
 	var addrs []string
+	var procs []*Process
 	for range 3 {
-		p := start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
+		p := start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no")
 		addrs = append(addrs, p.Addr)
+		procs = append(procs, p)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -177,5 +191,5 @@ func Cluster(tb testing.TB) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return addrs
+	return procs
 }
