@@ -45,7 +45,7 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 		s.writeError(ctx, errorf(ECodeInvalid, "bad profile reference"))
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, adminDeadline)
+	cctx, cancel := context.WithTimeout(context.Background(), adminDeadline)
 	defer cancel()
 	pid, err := s.resolve(cctx, ref)
 	if err != nil {
@@ -108,7 +108,7 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		return d.set.Member(id, &in)
 	}
 	if what == "members" {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		pids, next, err := s.profiles.Scan(cctx, cursor, limit)
 		if err != nil {
@@ -129,7 +129,7 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"segment": id, "members": members, "cursor": next})
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	count, scanned := 0, 0
 	for {
@@ -193,7 +193,7 @@ func (s *Server) serveExplain(ctx *fasthttp.RequestCtx) {
 		}
 		now = t
 	}
-	cctx, cancel := context.WithTimeout(ctx, adminDeadline)
+	cctx, cancel := context.WithTimeout(context.Background(), adminDeadline)
 	defer cancel()
 	d := s.defs.Load()
 	in := rules.Input{Profile: emptyProfile, Seasonal: d.noSeasons, Now: now}

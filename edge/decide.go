@@ -301,7 +301,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	degraded := false
 	switch {
 	case len(events) > 0 && writes:
-		snap, err = s.record(ctx, pid, events, d, s.cfg.WriteDeadline)
+		snap, err = s.record(context.Background(), pid, events, d, s.cfg.WriteDeadline)
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: record events", err)
@@ -309,7 +309,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			pid = snap.Primary.ID
 		}
 	case known:
-		snap, err = s.load(ctx, pid, d)
+		snap, err = s.load(context.Background(), pid, d)
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: load profile", err)

@@ -137,7 +137,9 @@ func (s *Server) serveDefinitions(ctx *fasthttp.RequestCtx) {
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"revision": d.rev, "document": string(d.doc)})
 	case ctx.IsPut():
 		doc := append([]byte(nil), ctx.PostBody()...)
-		rev, err := s.applyDefinitions(ctx, doc)
+		actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rev, err := s.applyDefinitions(actx, doc)
+		cancel()
 		if err != nil {
 			s.writeError(ctx, err)
 			return

@@ -1,11 +1,13 @@
 package edge
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"mime"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/rules"
@@ -64,13 +66,17 @@ func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 	in := rules.Input{Profile: emptyProfile, Seasonal: d.noSeasons, Now: s.cfg.Now()}
 	var prof any
 	if ok {
-		snap, err := s.profiles.Load(ctx, pid, d.policy)
+		// Never a context derived from the RequestCtx: a timer could
+		// still read it after fasthttp recycled it.
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		snap, err := s.profiles.Load(sctx, pid, d.policy)
 		if err != nil {
 			s.writeError(ctx, err)
 			return
 		}
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
-		if prof, err = s.profiles.Export(ctx, pid, d.policy); err != nil && !errors.Is(err, profile.ErrNotFound) {
+		if prof, err = s.profiles.Export(sctx, pid, d.policy); err != nil && !errors.Is(err, profile.ErrNotFound) {
 			s.writeError(ctx, err)
 			return
 		}

@@ -55,7 +55,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 			s.writeError(ctx, err)
 			return
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.EventDeadline)
+		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.EventDeadline)
 		pid, err = s.profiles.Contact(cctx, ident)
 		cancel()
 		if err != nil {
@@ -79,7 +79,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		s.writeAccepted(ctx, 0, "")
 		return
 	}
-	snap, err := s.record(ctx, pid, events, d, s.cfg.EventDeadline)
+	snap, err := s.record(context.Background(), pid, events, d, s.cfg.EventDeadline)
 	if err != nil {
 		s.logStoreError("events: record", err)
 		if !isStoreFailure(err) {

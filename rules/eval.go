@@ -23,12 +23,20 @@ type state struct {
 	now    int64
 	today  int32
 	tr     *tracer
+	pooled bool
 }
 
 var statePool = sync.Pool{New: func() any { return &state{} }}
 
 func (s *Set) newState(in *Input) *state {
 	st := statePool.Get().(*state)
+	st.pooled = true
+	s.initState(st, in)
+	return st
+}
+
+// initState readies st for one evaluation of in, reusing its memory.
+func (s *Set) initState(st *state, in *Input) {
 	st.set, st.in = s, in
 	if cap(st.memo) < len(s.segments) {
 		st.memo = make([]uint8, len(s.segments))
@@ -46,7 +54,6 @@ func (s *Set) newState(in *Input) *state {
 	st.now = in.Now.Unix()
 	st.today = profile.Day(st.now)
 	st.tr = nil
-	return st
 }
 
 func (st *state) release() {
@@ -54,7 +61,9 @@ func (st *state) release() {
 	for i := range st.active {
 		st.active[i] = nil
 	}
-	statePool.Put(st)
+	if st.pooled {
+		statePool.Put(st)
+	}
 }
 
 var emptyProfile = &profile.Profile{}
@@ -373,7 +382,10 @@ func cmpInt(a, b int) int { return cmpFloat(float64(a), float64(b)) }
 // Decide appends to d the segments the visitor is in (document order) and
 // one choice per requested slot (request order).
 func (s *Set) Decide(in *Input, slots []string, d *Decision) {
-	st := s.newState(in)
+	// The scratch state lives in the Decision the caller reuses: no pool,
+	// so no allocation even where sync.Pool drops items (the race detector).
+	st := &d.st
+	s.initState(st, in)
 	defer st.release()
 	for i, seg := range s.segments {
 		if st.segment(i) {

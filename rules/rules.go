@@ -69,6 +69,7 @@ type Decision struct {
 	Segments []string
 	Choices  []Choice
 	buf      []byte
+	st       state // evaluation scratch, reused with the Decision
 }
 
 // Reset empties d, keeping its memory for the next decision.
