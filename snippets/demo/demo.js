@@ -12,7 +12,7 @@ function buy(sku, category, price) {
   call('track', 'purchase', { order_id: 'demo-' + Date.now(), items: [{ sku: sku, category: category, price: price, gift: !!(gift && gift.checked) }] });
   note('Bought ' + sku);
 }
-function login(form) {
+function signIn(form) {
   call('identify', form.email.value, form.first_name.value ? { first_name: form.first_name.value } : undefined);
   note('Identified as ' + form.email.value);
   return false;

@@ -135,7 +135,11 @@ test('identify then reset starts a new visitor', async () => {
   await page.fill('input[name=email]', 'browser@example.nl');
   await page.fill('input[name=first_name]', 'Bo');
   await page.click('#login');
+  await page.waitForFunction(() => document.querySelector('#note').textContent.includes('browser@example.nl'));
   await page.evaluate(() => window.etalage.flush());
+  const me = await (await page.request.get(BASE + '/demo/api/me')).json();
+  assert.equal(me.profile.primary.email, 'browser@example.nl', 'identified');
+  assert.equal(me.profile.primary.fields.first_name, 'Bo');
   const before = (await cookie(context)).value;
   await page.evaluate(() => window.etalage.reset());
   const afterReset = (await cookie(context)).value;
@@ -238,5 +242,25 @@ test('data-consent="required" sends no behaviour before consent', async () => {
   await page.evaluate(() => window.etalage.consent({ profiling: true }));
   await visit(page, '/demo/');
   assert.equal(JSON.parse(decides[1].postData()).events[0].type, 'page_view', 'after consent the page view goes');
+  await context.close();
+});
+
+test('with the service down, slots keep their defaults and events wait for it', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  await page.route('**/v1/**', (route) => route.abort('connectionrefused'));
+  await page.goto(BASE + '/demo/c/sneakers');
+  const res = await page.evaluate(() => window.etalage.ready);
+  assert.equal(res, null, 'no decision');
+  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), null);
+  const q = JSON.parse(await page.evaluate(() => localStorage.getItem('etalage:q')) || '[]');
+  assert.ok(Array.isArray(q));
+  await page.evaluate(() => window.etalage.track('cart_add', { sku: 'x', category: 'sneakers' }));
+  await page.waitForTimeout(200);
+  assert.ok((await page.evaluate(() => localStorage.getItem('etalage:q'))).includes('cart_add'), 'kept for later');
+  await page.unroute('**/v1/**');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/decide') && r.postData().includes('cart_add'));
+  await page.goto(BASE + '/demo/');
+  await sent;
   await context.close();
 });
