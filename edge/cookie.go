@@ -22,6 +22,8 @@ const idLen = 32
 // visitorLen is the length of a signed visitor value: id, '.', tag.
 var visitorLen = idLen + 1 + base64.RawURLEncoding.EncodedLen(sigLen)
 
+var strictB64 = base64.RawURLEncoding.Strict()
+
 // Signer signs and verifies visitor values: a 128-bit profile id and an
 // HMAC-SHA256 tag over it. The first key signs; every key verifies, so keys
 // can rotate: add the new key first, keep the old one until its cookies have
@@ -74,7 +76,9 @@ func (s *Signer) Verify(v []byte) (string, bool) {
 		return "", false
 	}
 	var got [sigLen + 2]byte
-	n, err := base64.RawURLEncoding.Decode(got[:], v[idLen+1:])
+	// Strict: a tag whose last character differs only in the unused low
+	// bits would decode to the same bytes; only the canonical one verifies.
+	n, err := strictB64.Decode(got[:], v[idLen+1:])
 	if err != nil || n != sigLen {
 		return "", false
 	}
