@@ -12,7 +12,13 @@ export const HEADERS = {
 };
 export const SLOTS = ['home-hero', 'banner-top', 'home-picks'];
 
+// scenario runs flat out with VUS connections, or, with RATE set, at RATE
+// requests per second over at most VUS connections: below the load
+// generator's own saturation, so latency is the server's, not k6's queue.
 export function scenario(exec) {
+  if (__ENV.RATE) {
+    return { [exec]: { executor: 'constant-arrival-rate', rate: parseInt(__ENV.RATE, 10), timeUnit: '1s', duration: DURATION, preAllocatedVUs: VUS, maxVUs: VUS, exec } };
+  }
   return { [exec]: { executor: 'constant-vus', vus: VUS, duration: DURATION, exec } };
 }
 

@@ -28,7 +28,7 @@ const k6Version = "v1.4.2"
 
 type target struct {
 	name, script, base, scenario string
-	vus                          int
+	vus, rate                    int // rate > 0: fixed arrival rate (latency rows)
 	eventsPerReq                 int
 }
 
@@ -214,6 +214,15 @@ func run(duration time.Duration, rounds int, only string, keep bool) error {
 			target{name: "mixed shop traffic, Redis", script: "mixed.js", base: servers["redis"], scenario: "shop", vus: vus},
 		)
 	}
+	// Latency at a fixed rate well below k6's own limit, 8 connections.
+	for _, t := range []target{
+		{name: "fasthttp hello (baseline)", script: "hello.js", base: "http://" + helloAddr, scenario: "hello"},
+		{name: "decide, warm (cache), embedded", script: "decide_warm.js", base: servers["embedded"], scenario: "decide"},
+		{name: "decide, cold (Redis every request)", script: "decide_cold.js", base: servers["redis-nocache"], scenario: "decide"},
+	} {
+		t.vus, t.rate = 8, 2000
+		targets = append(targets, t)
+	}
 	if only != "" {
 		keepT := targets[:0]
 		for _, t := range targets {
@@ -227,10 +236,11 @@ func run(duration time.Duration, rounds int, only string, keep bool) error {
 	for round := 0; round < rounds; round++ {
 		for i, t := range targets {
 			summary := filepath.Join(work, fmt.Sprintf("summary-%d-%d.json", round, i))
-			fmt.Fprintf(os.Stderr, "round %d: %s, %d connections\n", round+1, t.name, t.vus)
+			fmt.Fprintf(os.Stderr, "round %d: %s, %s\n", round+1, t.name, connsOf(t))
 			cmd := pin(1, k6, "run", "--quiet", "--no-color", "--summary-export", summary,
 				"--summary-trend-stats", "avg,med,p(95),p(99),max",
 				"-e", "BASE="+t.base, "-e", "VUS="+strconv.Itoa(t.vus), "-e", "DURATION="+dur, "-e", "P99_MS="+p99Limit(t.vus),
+				"-e", "RATE="+rateEnv(t.rate),
 				filepath.Join("loadtest", "k6", t.script))
 			log, _ := os.Create(summary + ".log")
 			cmd.Stdout, cmd.Stderr = log, log
@@ -249,8 +259,7 @@ func run(duration time.Duration, rounds int, only string, keep bool) error {
 				return err
 			}
 			r.thresholdsOK = thresholdsOK
-			key := t.name + "/" + strconv.Itoa(t.vus)
-			all[key] = append(all[key], r)
+			all[keyOf(t)] = append(all[keyOf(t)], r)
 		}
 	}
 	print(os.Stdout, targets, all, rounds, duration)
@@ -265,6 +274,13 @@ func p99Limit(vus int) string {
 		return "60"
 	}
 	return "15"
+}
+
+func rateEnv(r int) string {
+	if r == 0 {
+		return ""
+	}
+	return strconv.Itoa(r)
 }
 
 func parse(path string, t target, d time.Duration) (result, error) {
@@ -301,6 +317,15 @@ func parse(path string, t target, d time.Duration) (result, error) {
 	return r, nil
 }
 
+func keyOf(t target) string { return t.name + "/" + connsOf(t) }
+
+func connsOf(t target) string {
+	if t.rate > 0 {
+		return fmt.Sprintf("%d @ %d/s", t.vus, t.rate)
+	}
+	return strconv.Itoa(t.vus)
+}
+
 func median(xs []float64) float64 {
 	sort.Float64s(xs)
 	n := len(xs)
@@ -322,14 +347,14 @@ func print(w io.Writer, targets []target, all map[string][]result, rounds int, d
 		rounds, d, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintln(w, "| target | conns | rps | ratio to hello | p50 ms | p95 ms | p99 ms | errors | thresholds |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
-	base := map[int]float64{}
+	base := map[string]float64{}
 	for _, t := range targets {
 		if t.scenario == "hello" {
-			base[t.vus] = med("fasthttp hello (baseline)/"+strconv.Itoa(t.vus), func(r result) float64 { return r.rps })
+			base[connsOf(t)] = med(keyOf(t), func(r result) float64 { return r.rps })
 		}
 	}
 	for _, t := range targets {
-		key := t.name + "/" + strconv.Itoa(t.vus)
+		key := keyOf(t)
 		rps := med(key, func(r result) float64 { return r.rps })
 		ok := "pass"
 		for _, r := range all[key] {
@@ -341,7 +366,7 @@ func print(w io.Writer, targets []target, all map[string][]result, rounds int, d
 		if t.eventsPerReq > 0 {
 			name += fmt.Sprintf(" (%.0f events/s)", rps*float64(t.eventsPerReq))
 		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.2f | %.3f | %.3f | %.3f | %.2f%% | %s |\n", name, t.vus, rps, rps/base[t.vus],
+		fmt.Fprintf(w, "| %s | %s | %.0f | %.2f | %.3f | %.3f | %.3f | %.2f%% | %s |\n", name, connsOf(t), rps, rps/base[connsOf(t)],
 			med(key, func(r result) float64 { return r.p50 }), med(key, func(r result) float64 { return r.p95 }),
 			med(key, func(r result) float64 { return r.p99 }), 100*med(key, func(r result) float64 { return r.errors }), ok)
 	}
