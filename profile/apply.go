@@ -246,13 +246,7 @@ func (p *Profile) count(t EventType, k Key, ts int64, n uint32) {
 	i := p.counter(t, k)
 	if i < 0 {
 		if len(p.Behaviour) >= MaxCounters {
-			lru := 0
-			for j := range p.Behaviour {
-				if p.Behaviour[j].Last < p.Behaviour[lru].Last {
-					lru = j
-				}
-			}
-			p.Behaviour = append(p.Behaviour[:lru], p.Behaviour[lru+1:]...)
+			p.dropLRU()
 		}
 		p.Behaviour = append(p.Behaviour, Counter{Type: t, Key: k, First: ts, Last: ts})
 		i = len(p.Behaviour) - 1
@@ -335,39 +329,9 @@ func (p *Profile) Merge(src *Profile) {
 	if p.CustomerID == "" {
 		p.CustomerID = src.CustomerID
 	}
-	for k, f := range src.Fields {
-		if old, ok := p.Fields[k]; ok && old.At > f.At {
-			continue
-		}
-		if p.Fields == nil {
-			p.Fields = make(map[string]Field)
-		}
-		if _, ok := p.Fields[k]; !ok && len(p.Fields) >= MaxFields {
-			continue
-		}
-		p.Fields[k] = f
-	}
-	for k, in := range src.Interests {
-		if old, ok := p.Interests[k]; ok && old.At > in.At {
-			continue
-		}
-		if p.Interests == nil {
-			p.Interests = make(map[string]Interest)
-		}
-		if _, ok := p.Interests[k]; !ok && len(p.Interests) >= MaxInterests {
-			continue
-		}
-		p.Interests[k] = in
-	}
-	for k, c := range src.Consents {
-		if old, ok := p.Consents[k]; ok && old.At > c.At {
-			continue
-		}
-		if p.Consents == nil {
-			p.Consents = make(map[string]Consent)
-		}
-		p.Consents[k] = c
-	}
+	mergeNewer(&p.Fields, src.Fields, func(f Field) int64 { return f.At }, MaxFields)
+	mergeNewer(&p.Interests, src.Interests, func(in Interest) int64 { return in.At }, MaxInterests)
+	mergeNewer(&p.Consents, src.Consents, func(c Consent) int64 { return c.At }, MaxConsents)
 	for _, it := range src.Cart.Items {
 		p.cartAdd(it, src.Cart.UpdatedAt)
 	}
@@ -403,13 +367,7 @@ func (p *Profile) Merge(src *Profile) {
 		}
 	}
 	for len(p.Behaviour) > MaxCounters {
-		lru := 0
-		for j := range p.Behaviour {
-			if p.Behaviour[j].Last < p.Behaviour[lru].Last {
-				lru = j
-			}
-		}
-		p.Behaviour = append(p.Behaviour[:lru], p.Behaviour[lru+1:]...)
+		p.dropLRU()
 	}
 	if src.ID != "" && src.ID != p.ID {
 		p.Aliases = append(p.Aliases, src.ID)
@@ -417,5 +375,34 @@ func (p *Profile) Merge(src *Profile) {
 	p.Aliases = append(p.Aliases, src.Aliases...)
 	if len(p.Aliases) > MaxAliases {
 		p.Aliases = p.Aliases[len(p.Aliases)-MaxAliases:]
+	}
+}
+
+// dropLRU removes the least recently used behaviour counter.
+func (p *Profile) dropLRU() {
+	lru := 0
+	for j := range p.Behaviour {
+		if p.Behaviour[j].Last < p.Behaviour[lru].Last {
+			lru = j
+		}
+	}
+	p.Behaviour = append(p.Behaviour[:lru], p.Behaviour[lru+1:]...)
+}
+
+// mergeNewer unites src into *dst: on a name held by both the newer entry
+// wins; new names beyond limit are dropped.
+func mergeNewer[V any](dst *map[string]V, src map[string]V, at func(V) int64, limit int) {
+	for k, v := range src {
+		old, ok := (*dst)[k]
+		if ok && at(old) > at(v) {
+			continue
+		}
+		if !ok && len(*dst) >= limit {
+			continue
+		}
+		if *dst == nil {
+			*dst = make(map[string]V, len(src))
+		}
+		(*dst)[k] = v
 	}
 }
