@@ -21,6 +21,12 @@ func TestAdminAuth(t *testing.T) {
 		r = call(t, h.admin, "GET", open, "", nil)
 		assert.Equal(t, 200, r.status, open)
 	}
+	// The profiler is behind the token too.
+	r = call(t, h.admin, "GET", "/debug/pprof/heap", "", nil)
+	assert.Equal(t, 401, r.status)
+	r = h.adminCall(t, "GET", "/debug/pprof/heap?debug=1", "")
+	assert.Equal(t, 200, r.status)
+	assert.Contains(t, string(r.body), "heap profile")
 }
 
 func TestMetricsExposition(t *testing.T) {

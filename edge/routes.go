@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // Route names, used as the metrics label; fixed strings so that a flood of
@@ -26,6 +27,7 @@ const (
 	rProfiles    = "profiles"
 	rSegments    = "segments"
 	rExplain     = "explain"
+	rPprof       = "pprof"
 	rNotFound    = "not_found"
 )
 
@@ -135,6 +137,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case strings.HasPrefix(path, "/debug/pprof/"):
+		route = rPprof
 	}
 	ctx.SetUserValue(routeKey{}, route)
 	defer func() { s.metrics.observe(route, ctx.Response.StatusCode(), start) }()
@@ -163,6 +167,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rPprof:
+		// Go's profiler, for finding where a node spends its time
+		// (docs/PERFORMANCE.md); behind the admin token like the rest.
+		pprofhandler.PprofHandler(ctx)
 	default:
 		s.writeError(ctx, errorf(ECodeNotFound, "no such route"))
 	}
