@@ -116,4 +116,3 @@ func parseK6(path string, t k6Target, o options) (row, error) {
 	}
 	return r, nil
 }
-
