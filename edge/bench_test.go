@@ -63,6 +63,24 @@ func BenchmarkDecideWarm(b *testing.B) {
 	benchDecide(b, h, v)
 }
 
+// BenchmarkDecideWarmPost: the same, asked the way the snippet and a shop
+// backend ask: a POST with the visitor, slots and context in a JSON body
+// (the form the load tests send).
+func BenchmarkDecideWarmPost(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.RateLimit = 0 })
+	v := visitorWithProfile(b, h)
+	h.srv.cache.c.Wait()
+	ctx := handlerRequest("POST", "/v1/decide", `{"visitor":"`+v+`","slots":["home-hero","banner-top","home-picks"],"context":{"url":"/demo/"}}`, "")
+	h.srv.servePublic(ctx)
+	require.Equal(b, 200, ctx.Response.StatusCode(), string(ctx.Response.Body()))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		ctx.Response.Reset()
+		h.srv.servePublic(ctx)
+	}
+}
+
 // BenchmarkDecideNewVisitor: no cookie, nothing to read; a cookie is issued.
 func BenchmarkDecideNewVisitor(b *testing.B) {
 	h := newHarness(b, func(c *Config) { c.RateLimit = 0 })

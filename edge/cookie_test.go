@@ -2,6 +2,7 @@ package edge
 
 import (
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -94,4 +95,54 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatal("verify")
 		}
 	}
+}
+
+// The memo of verified values answers for values that verified before and
+// for nothing else: not a forged tag on a remembered id, not another id in
+// the same slot, not a value of a signer with other keys.
+func TestSignerMemo(t *testing.T) {
+	s := NewSigner([][]byte{[]byte("0123456789abcdef-memo")})
+	pid := NewID()
+	v := s.Sign(pid)
+	for range 3 {
+		got, ok := s.Verify([]byte(v))
+		require.True(t, ok)
+		assert.Equal(t, pid, got)
+	}
+	assert.Equal(t, v, s.Sign(pid), "a remembered current value is what Sign returns")
+	forged := []byte(v)
+	forged[len(forged)-1] = 'A' + (forged[len(forged)-1]-'A'+1)%26
+	_, ok := s.Verify(forged)
+	assert.False(t, ok, "a forged tag on a remembered id")
+	sameSlot := pid[:4] + NewID()[4:]
+	_, ok = s.Verify([]byte(sameSlot + v[idLen:]))
+	assert.False(t, ok, "another id in the same slot with the remembered tag")
+	other := NewSigner([][]byte{[]byte("another-key-0123456789")})
+	_, ok = other.Verify([]byte(v))
+	assert.False(t, ok)
+}
+
+// Verify and Sign from many goroutines at once (run under -race).
+func TestSignerConcurrent(t *testing.T) {
+	s := NewSigner([][]byte{[]byte("0123456789abcdef-conc")})
+	ids := make([]string, 64)
+	for i := range ids {
+		ids[i] = NewID()
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 500 {
+				pid := ids[(i+g)%len(ids)]
+				got, ok := s.Verify([]byte(s.Sign(pid)))
+				if !ok || got != pid {
+					t.Errorf("%s: %v %s", pid, ok, got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }

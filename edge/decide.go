@@ -36,6 +36,7 @@ type request struct {
 	events   *fastjson.Value
 	ctx      rules.Context
 	ua       []byte
+	in       rules.Input // kept here: passed by pointer, it would escape
 	decision rules.Decision
 	out      []byte // the response body, kept between requests
 }
@@ -54,6 +55,7 @@ func releaseRequest(r *request) {
 	r.visitor, r.contact, r.events, r.ua = nil, nil, nil, nil
 	r.slots = r.slots[:0]
 	r.ctx = rules.Context{}
+	r.in = rules.Input{}
 	r.decision.Reset()
 	requests.Put(r)
 }
@@ -320,13 +322,14 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 		snap = nil
 	}
 
-	in := rules.Input{Context: r.ctx, Now: now}
+	in := &r.in
+	*in = rules.Input{Context: r.ctx, Now: now}
 	if snap != nil {
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
 	} else {
 		in.Profile, in.Seasonal = emptyProfile, d.noSeasons
 	}
-	d.set.Decide(&in, r.slots, &r.decision)
+	d.set.Decide(in, r.slots, &r.decision)
 
 	var visitor string
 	if writes {
@@ -337,7 +340,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	h.Set("Cache-Control", "private, no-store")
 	h.SetContentType("application/json")
-	r.out = appendDecision(r.out[:0], visitor, &r.decision, degraded)
+	r.out = appendDecision(r.out[:0], visitor, &r.decision, degraded, d.blockJSON)
 	ctx.SetBody(r.out)
 }
 
@@ -345,8 +348,9 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 // written.
 var emptyProfile = &profile.Profile{}
 
-// appendDecision writes the decide response body.
-func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool) []byte {
+// appendDecision writes the decide response body. Blocks whose answer is
+// the same for every visitor come pre-encoded from blockJSON.
+func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, blockJSON map[*rules.Block][]byte) []byte {
 	b = append(b, `{"visitor":`...)
 	if visitor == "" {
 		b = append(b, "null"...)
@@ -368,21 +372,11 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool) 
 		}
 		b = appendJSONString(b, c.Slot)
 		b = append(b, ':')
-		if c.Block == nil {
-			b = append(b, "null"...)
+		if enc, ok := blockJSON[c.Block]; ok && c.Block != nil {
+			b = append(b, enc...)
 			continue
 		}
-		b = append(b, `{"id":`...)
-		b = appendJSONString(b, c.Block.ID)
-		if c.HTML != nil {
-			b = append(b, `,"html":`...)
-			b = appendJSONBytes(b, c.HTML)
-		}
-		if c.Block.Data != nil {
-			b = append(b, `,"data":`...)
-			b = append(b, c.Block.Data...)
-		}
-		b = append(b, '}')
+		b = appendBlock(b, c.Block, c.HTML)
 	}
 	b = append(b, `},"degraded":`...)
 	if degraded {
@@ -391,6 +385,43 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool) 
 		b = append(b, "false}"...)
 	}
 	return b
+}
+
+// appendBlock writes one slot's answer: null, or the block's id, html and
+// data.
+func appendBlock(b []byte, block *rules.Block, html []byte) []byte {
+	if block == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, block.ID)
+	if html != nil {
+		b = append(b, `,"html":`...)
+		b = appendJSONBytes(b, html)
+	}
+	if block.Data != nil {
+		b = append(b, `,"data":`...)
+		b = append(b, block.Data...)
+	}
+	return append(b, '}')
+}
+
+// encodeStaticBlocks pre-encodes the answer of every block that is the same
+// for every visitor, once per definitions swap.
+func encodeStaticBlocks(set *rules.Set) map[*rules.Block][]byte {
+	out := map[*rules.Block][]byte{}
+	for _, b := range set.Blocks() {
+		html, ok := b.StaticHTML()
+		if !ok {
+			continue
+		}
+		var h []byte
+		if b.HasHTML() {
+			h = []byte(html)
+		}
+		out[b] = appendBlock(nil, b, h)
+	}
+	return out
 }
 
 // fillContext completes the rules context from headers where the body or

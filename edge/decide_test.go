@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etalage/etalage/rules"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -76,6 +77,9 @@ func TestDecideBotsAndPrefetchGetNoCookieAndWriteNothing(t *testing.T) {
 		"headless chrome": {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36"},
 		"prefetch":        {"Sec-Purpose": "prefetch"},
 		"old prefetch":    {"Purpose": "prefetch"},
+		"prerender":       {"Sec-Purpose": "Prefetch;Prerender"},
+		"firefox":         {"X-Moz": "PREFETCH"},
+		"preview":         {"X-Purpose": "preview"},
 	}
 	for name, hdr := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -200,4 +204,38 @@ func TestRateLimit(t *testing.T) {
 	// The shop backend, with the API key, is not limited.
 	r := call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"]}`, map[string]string{"X-Api-Key": testAPIKey})
 	assert.Equal(t, 200, r.status)
+}
+
+// The pre-encoded answers of static blocks are byte for byte what encoding
+// each decision would give.
+func TestStaticBlocksEncodeAsDecided(t *testing.T) {
+	h := newHarness(t, nil)
+	d := h.srv.defs.Load()
+	require.NotEmpty(t, d.blockJSON)
+	static := 0
+	for _, b := range d.set.Blocks() {
+		html, ok := b.StaticHTML()
+		if !ok {
+			continue
+		}
+		static++
+		var h []byte
+		if b.HasHTML() {
+			h = []byte(html)
+		}
+		assert.Equal(t, string(appendBlock(nil, b, h)), string(d.blockJSON[b]), b.ID)
+	}
+	assert.Len(t, d.blockJSON, static)
+	v := visitorWithProfile(t, h)
+	r := h.decide(t, "", `{"visitor":"`+v+`","slots":["home-hero","banner-top","home-picks","no-such-slot"]}`)
+	require.Equal(t, 200, r.status)
+	pid, ok := h.srv.signer.Verify([]byte(v))
+	require.True(t, ok)
+	snap, err := h.srv.load(t.Context(), pid, d)
+	require.NoError(t, err)
+	var dec rules.Decision
+	in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: h.srv.cfg.Now()}
+	in.Context.Device, in.Context.Browser, in.Context.OS = "desktop", "chrome", "linux"
+	d.set.Decide(&in, []string{"home-hero", "banner-top", "home-picks", "no-such-slot"}, &dec)
+	assert.Equal(t, string(appendDecision(nil, v, &dec, false, nil)), string(appendDecision(nil, v, &dec, false, d.blockJSON)))
 }

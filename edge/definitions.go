@@ -67,7 +67,7 @@ func (s *Server) swap(set *rules.Set, doc []byte, rev int64) {
 		AnonymousTTL:  s.cfg.AnonymousTTL,
 		KnownTTL:      s.cfg.KnownTTL,
 	})
-	s.defs.Store(&defs{set: set, policy: pol, doc: doc, rev: rev, noSeasons: make([]*profile.Profile, len(pol.Seasons))})
+	s.defs.Store(&defs{set: set, policy: pol, doc: doc, rev: rev, noSeasons: make([]*profile.Profile, len(pol.Seasons)), blockJSON: encodeStaticBlocks(set)})
 	s.metrics.definitionsSwaps.Inc()
 }
 

@@ -3,6 +3,7 @@ package edge
 import (
 	"bytes"
 	"crypto/subtle"
+	"strconv"
 
 	"github.com/valyala/fasthttp"
 )
@@ -24,30 +25,52 @@ func (s *Server) visitorOf(ctx *fasthttp.RequestCtx, forwarded []byte) (pid stri
 	return "", false
 }
 
+// cookieAttrs follow the visitor value in every Set-Cookie.
+var cookieAttrs = "; max-age=" + strconv.Itoa(cookieMaxAge) + "; path=/; HttpOnly; SameSite=Lax"
+
 // setVisitorCookie sets (or renews) the visitor cookie for pid and returns
 // the visitor value.
 func (s *Server) setVisitorCookie(ctx *fasthttp.RequestCtx, pid string) string {
 	v := s.signer.Sign(pid)
-	c := fasthttp.AcquireCookie()
-	c.SetKey(s.cfg.CookieName)
-	c.SetValue(v)
-	c.SetPath("/")
-	c.SetMaxAge(cookieMaxAge)
-	c.SetHTTPOnly(true)
-	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
-	c.SetSecure(s.cfg.CookieSecure)
-	ctx.Response.Header.SetCookie(c)
-	fasthttp.ReleaseCookie(c)
+	// Written out by hand rather than through fasthttp.Cookie: the same
+	// attributes, without its allocation and formatting on every decide.
+	var buf [256]byte
+	b := append(buf[:0], s.cfg.CookieName...)
+	b = append(b, '=')
+	b = append(b, v...)
+	b = append(b, cookieAttrs...)
+	if s.cfg.CookieSecure {
+		b = append(b, "; secure"...)
+	}
+	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
 	return v
 }
 
 // isPrefetch reports a speculative load (link prefetch, prerender preview):
 // it gets a decision but writes nothing and gets no cookie.
 func isPrefetch(ctx *fasthttp.RequestCtx) bool {
-	h := &ctx.Request.Header
-	for _, name := range [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
-		v := h.Peek(name)
-		if len(v) > 0 && (bytes.Contains(bytes.ToLower(v), []byte("prefetch")) || bytes.Contains(bytes.ToLower(v), []byte("preview"))) {
+	// One pass over the headers rather than a lookup of each name: this
+	// runs on every decide.
+	for k, v := range ctx.Request.Header.All() {
+		switch len(k) {
+		case len("X-Moz"), len("Purpose"), len("X-Purpose"), len("Sec-Purpose"):
+		default:
+			continue
+		}
+		if (bytes.EqualFold(k, []byte("Sec-Purpose")) || bytes.EqualFold(k, []byte("Purpose")) ||
+			bytes.EqualFold(k, []byte("X-Purpose")) || bytes.EqualFold(k, []byte("X-Moz"))) &&
+			(containsFold(v, "prefetch") || containsFold(v, "preview")) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether b contains the lower-case ASCII word w,
+// ignoring ASCII case.
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		if bytes.EqualFold(b[i:i+len(w)], []byte(w)) {
 			return true
 		}
 	}

@@ -40,6 +40,17 @@ func routeName(ctx *fasthttp.RequestCtx) string {
 
 type routeKey struct{}
 
+// routeValues holds each route name already boxed: SetUserValue takes an
+// interface, and boxing a string on every request allocates.
+var routeValues = func() map[string]any {
+	m := map[string]any{}
+	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rHealth, rReady,
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
+		m[r] = r
+	}
+	return m
+}()
+
 // servePublic routes the public listener.
 func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
@@ -72,7 +83,7 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	case s.cfg.Demo && (bytes.HasPrefix(path, []byte("/demo/")) || bytes.Equal(path, []byte("/demo")) || bytes.Equal(path, []byte("/"))):
 		route = rDemo
 	}
-	ctx.SetUserValue(routeKey{}, route)
+	ctx.SetUserValue(routeKey{}, routeValues[route])
 	if route == rDecide || route == rEvents || route == rReset || route == rPreflight {
 		s.cors(ctx)
 	}
@@ -140,7 +151,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
-	ctx.SetUserValue(routeKey{}, route)
+	ctx.SetUserValue(routeKey{}, routeValues[route])
 	defer func() { s.metrics.observe(route, ctx.Response.StatusCode(), start) }()
 	switch route {
 	case rHealth:

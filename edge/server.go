@@ -95,6 +95,8 @@ type defs struct {
 	rev    int64
 	// noSeasons stands for absent seasonal profiles, parallel to the seasons.
 	noSeasons []*profile.Profile
+	// blockJSON holds the pre-encoded answer of each static block.
+	blockJSON map[*rules.Block][]byte
 }
 
 // Server serves the public and admin listeners.

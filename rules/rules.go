@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"strings"
 	"time"
 
 	"github.com/etalage/etalage/profile"
@@ -77,4 +78,30 @@ func (d *Decision) Reset() {
 	d.Segments = d.Segments[:0]
 	d.Choices = d.Choices[:0]
 	d.buf = d.buf[:0]
+}
+
+// StaticHTML returns the block's html and true when it is the same for every
+// visitor (no profile fields in it), so that a caller can encode the block's
+// answer once; "" and false otherwise. A block without html is static.
+func (b *Block) StaticHTML() (string, bool) {
+	var sb strings.Builder
+	for _, p := range b.x.tmpl {
+		if p.field != nil {
+			return "", false
+		}
+		sb.WriteString(p.lit)
+	}
+	return sb.String(), true
+}
+
+// HasHTML reports whether the block has html.
+func (b *Block) HasHTML() bool { return b.x.hasHTML }
+
+// Blocks returns every block of the set, slot by slot.
+func (s *Set) Blocks() []*Block {
+	var out []*Block
+	for _, bs := range s.slots {
+		out = append(out, bs...)
+	}
+	return out
 }
