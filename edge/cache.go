@@ -8,7 +8,7 @@ import (
 )
 
 // profileCache keeps decoded profiles in memory, bounded by a byte budget
-// (cost = encoded size plus the decoded structure's overhead, estimated) and
+// (each entry costs its estimated heap size, profile.Snapshot.MemSize) and
 // a TTL. This node's own writes replace entries at once; other nodes' writes
 // are seen when the entry expires, so cross-node staleness is at most the TTL.
 type profileCache struct {
@@ -24,8 +24,9 @@ type cacheEntry struct {
 	policy *profile.Policy
 }
 
-// entryOverhead estimates the decoded structures beyond the encoded bytes.
-const entryOverhead = 512
+// entryOverhead is the cache entry itself and ristretto's bookkeeping of
+// it (store map entry, expiry bucket) beyond the snapshot.
+const entryOverhead = 160
 
 // newProfileCache returns nil (no caching: every decide reads the store)
 // for a negative budget.
@@ -33,8 +34,9 @@ func newProfileCache(budget int64, ttl time.Duration) (*profileCache, error) {
 	if budget < 0 {
 		return nil, nil
 	}
-	// ristretto wants ~10 counters per expected item; assume ~1 KB entries.
-	counters := budget / 100
+	// ristretto wants ~10 counters per expected item; a returning visitor's
+	// snapshot is a few KB (TestCacheStaysWithinBudget prints it).
+	counters := budget / 300
 	if counters < 10_000 {
 		counters = 10_000
 	}
@@ -72,10 +74,7 @@ func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Pol
 	if pc == nil {
 		return
 	}
-	cost := int64(entryOverhead)
-	for _, r := range snap.Records {
-		cost += int64(len(r.Data)) * 3
-	}
+	cost := int64(entryOverhead + snap.MemSize())
 	pc.c.SetWithTTL(pid, &cacheEntry{snap: snap, policy: pol}, cost, pc.ttl)
 }
 

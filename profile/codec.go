@@ -151,7 +151,8 @@ func Decode(b []byte) (*Profile, error) {
 	}
 	if n := d.count(); n > 0 {
 		p.Behaviour = make([]Counter, n)
-		days := make([]DayCount, 0, len(d.b)/8)
+		initial := len(d.b) / 8
+		days := make([]DayCount, 0, initial)
 		for i := range p.Behaviour {
 			c := &p.Behaviour[i]
 			c.Type = EventType(d.byte())
@@ -170,6 +171,21 @@ func Decode(b []byte) (*Profile, error) {
 				// the next one's. Should days grow, earlier counters keep
 				// the old array.
 				c.Days = days[start:len(days):len(days)]
+			}
+		}
+		// One exact array for all the day counts: the estimate above (or an
+		// array outgrown on the way) would otherwise stay allocated in
+		// every cached profile.
+		if cap(days) != initial || cap(days) > len(days)+len(days)/8 {
+			exact := make([]DayCount, len(days))
+			copy(exact, days)
+			off := 0
+			for i := range p.Behaviour {
+				c := &p.Behaviour[i]
+				if n := len(c.Days); n > 0 {
+					c.Days = exact[off : off+n : off+n]
+					off += n
+				}
 			}
 		}
 	}
