@@ -51,6 +51,13 @@ func medianRow(rs []row) row {
 	out.p99 = pick(func(r row) float64 { return r.p99 })
 	out.errors = pick(func(r row) float64 { return r.errors })
 	var notes []string
+	if len(rs) > 1 {
+		lo, hi := rs[0].rps, rs[0].rps
+		for _, r := range rs {
+			lo, hi = min(lo, r.rps), max(hi, r.rps)
+		}
+		notes = append(notes, fmt.Sprintf("rps %.0f–%.0f over %d rounds", lo, hi, len(rs)))
+	}
 	for _, r := range rs {
 		out.failed = out.failed || r.failed
 		out.errors = max(out.errors, r.errors)
