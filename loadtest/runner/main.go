@@ -15,7 +15,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -161,9 +160,9 @@ func run(o options) (failed bool, err error) {
 			return false, err
 		}
 	}
-	redisBin, err := exec.LookPath("redis-server")
+	redisBin, err := findOrInstall("redis-server", "redis-server")
 	if err != nil {
-		return false, errors.New("redis-server not found: install Debian's redis-server (make test installs it: .ci/deps)")
+		return false, err
 	}
 	work, err := os.MkdirTemp("", "etalage-loadtest-")
 	if err != nil {

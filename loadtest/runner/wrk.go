@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,23 +10,27 @@ import (
 	"strconv"
 )
 
-// findWrk returns wrk, installing Debian's package when it is missing and
-// this is root; otherwise it names what to install.
-func findWrk() (string, error) {
-	if p, err := exec.LookPath("wrk"); err == nil {
+// findWrk returns wrk, installing Debian's package when it is missing.
+func findWrk() (string, error) { return findOrInstall("wrk", "wrk") }
+
+// findOrInstall returns the path of bin, installing Debian's package pkg
+// when it is missing and this is root; otherwise the error names what to
+// install.
+func findOrInstall(bin, pkg string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
 		return p, nil
 	}
 	if os.Geteuid() != 0 {
-		return "", errors.New("wrk not found: install Debian's wrk package (apt-get install wrk)")
+		return "", fmt.Errorf("%s not found: install Debian's %s package (apt-get install %s)", bin, pkg, pkg)
 	}
-	fmt.Fprintln(os.Stderr, "installing Debian's wrk")
-	cmd := exec.Command("apt-get", "install", "-y", "-q", "wrk")
+	fmt.Fprintf(os.Stderr, "installing Debian's %s\n", pkg)
+	cmd := exec.Command("apt-get", "install", "-y", "-q", pkg)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("apt-get install wrk: %w", err)
+		return "", fmt.Errorf("apt-get install %s: %w", pkg, err)
 	}
-	return exec.LookPath("wrk")
+	return exec.LookPath(bin)
 }
 
 // wrkResult is what loadtest/wrk/etalage.lua prints in done().
