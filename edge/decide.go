@@ -143,16 +143,27 @@ func (r *request) parseSlots(v *fastjson.Value) error {
 	if err != nil {
 		return errorf(ECodeInvalid, "slots: must be an array of strings")
 	}
-	if len(a) > maxSlots {
-		return errorf(ECodeInvalid, "slots: at most 32")
-	}
 	for _, s := range a {
 		b, err := s.StringBytes()
-		if err != nil || len(b) == 0 || len(b) > maxSlotLen || !utf8.Valid(b) {
-			return errorf(ECodeInvalid, "slots: each must be a non-empty string of at most 64 bytes")
+		if err != nil {
+			return errorf(ECodeInvalid, "slots: must be an array of strings")
 		}
-		r.slots = append(r.slots, b2s(b))
+		if err := r.addSlot(b); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// addSlot adds one requested slot name, from the body or the query.
+func (r *request) addSlot(b []byte) error {
+	if len(r.slots) >= maxSlots {
+		return errorf(ECodeInvalid, "slots: at most 32")
+	}
+	if len(b) == 0 || len(b) > maxSlotLen || !utf8.Valid(b) {
+		return errorf(ECodeInvalid, "slots: each must be a non-empty string of at most 64 bytes")
+	}
+	r.slots = append(r.slots, b2s(b))
 	return nil
 }
 
@@ -180,20 +191,31 @@ func (r *request) parseContext(v *fastjson.Value) error {
 			perr = errorf(ECodeInvalid, "context."+string(k)+": too long")
 			return
 		}
-		switch string(k) {
-		case "url":
-			r.ctx.URL = b2s(b)
-		case "referrer":
-			r.ctx.Referrer = b2s(b)
-		case "language":
-			r.ctx.Language = primaryLanguage(b)
-		case "user_agent":
+		switch {
+		case r.setContext(b2s(k), b):
+		case string(k) == "user_agent":
 			r.ua = b
 		default:
 			perr = errorf(ECodeInvalid, "context: unknown field "+quote(string(k)))
 		}
 	})
 	return perr
+}
+
+// setContext sets the context field the body's "context" object and the
+// query share (url, referrer, language) and reports whether k was one.
+func (r *request) setContext(k string, v []byte) bool {
+	switch k {
+	case "url":
+		r.ctx.URL = b2s(v)
+	case "referrer":
+		r.ctx.Referrer = b2s(v)
+	case "language":
+		r.ctx.Language = primaryLanguage(v)
+	default:
+		return false
+	}
+	return true
 }
 
 // parseQuery reads GET /v1/decide?slots=a,b&url=…&referrer=…&language=…&visitor=….
@@ -203,32 +225,18 @@ func (r *request) parseQuery(args *fasthttp.Args) error {
 		if perr != nil {
 			break
 		}
-		switch string(k) {
-		case "slots":
-			for len(v) > 0 {
-				i := bytes.IndexByte(v, ',')
-				if i < 0 {
-					i = len(v)
+		switch {
+		case string(k) == "slots":
+			for s := range bytes.SplitSeq(v, []byte(",")) {
+				if len(s) == 0 {
+					continue // "a,,b" and a trailing comma name no slot
 				}
-				if s := v[:i]; len(s) > 0 {
-					if len(s) > maxSlotLen || len(r.slots) >= maxSlots {
-						perr = errorf(ECodeInvalid, "slots: at most 32 names of at most 64 bytes")
-						break
-					}
-					r.slots = append(r.slots, b2s(s))
-				}
-				if i == len(v) {
+				if perr = r.addSlot(s); perr != nil {
 					break
 				}
-				v = v[i+1:]
 			}
-		case "url":
-			r.ctx.URL = b2s(v)
-		case "referrer":
-			r.ctx.Referrer = b2s(v)
-		case "language":
-			r.ctx.Language = primaryLanguage(v)
-		case "visitor":
+		case r.setContext(b2s(k), v):
+		case string(k) == "visitor":
 			r.visitor = v
 		default:
 			perr = errorf(ECodeInvalid, "unknown parameter "+quote(string(k)))

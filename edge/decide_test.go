@@ -154,6 +154,24 @@ func TestDecideBadInput(t *testing.T) {
 			assert.Nil(t, r.cookie, "a rejected request sets nothing")
 		})
 	}
+	// The query form checks its slots and fields the same way.
+	for name, q := range map[string]string{
+		"too many slots":    "slots=" + strings.Repeat("s,", 40) + "s",
+		"slot too long":     "slots=" + strings.Repeat("s", 65),
+		"invalid UTF-8":     "slots=%FF",
+		"unknown parameter": "slots=home-hero&colour=red",
+		"url too long":      "slots=home-hero&url=" + strings.Repeat("a", 2049),
+	} {
+		t.Run("GET "+name, func(t *testing.T) {
+			r := call(t, h.public, "GET", "/v1/decide?"+q, "", nil)
+			assert.Equal(t, 400, r.status, string(r.body))
+			assert.Equal(t, ECodeInvalid, errorCode(t, r))
+			assert.Nil(t, r.cookie, "a rejected request sets nothing")
+		})
+	}
+	r := call(t, h.public, "GET", "/v1/decide?slots=home-hero,,banner-top,&language=nl-NL", "", nil)
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.Len(t, r.json(t)["blocks"], 2, "empty names between commas are no slots")
 	pids, _, err := h.store.Scan(t.Context(), "", 100)
 	require.NoError(t, err)
 	assert.Empty(t, pids, "bad input changes nothing")
