@@ -91,8 +91,10 @@ func (s *Signer) slot(id string) *atomic.Pointer[verified] {
 
 // Sign returns the visitor value for profile id pid.
 func (s *Signer) Sign(pid string) string {
+	var slot *atomic.Pointer[verified] // nil for an id not of ours
 	if len(pid) == idLen && isLowerHex([]byte(pid)) {
-		if e := s.slot(pid).Load(); e != nil && e.current && e.pid() == pid {
+		slot = s.slot(pid)
+		if e := slot.Load(); e != nil && e.current && e.pid() == pid {
 			return e.value
 		}
 	}
@@ -103,8 +105,8 @@ func (s *Signer) Sign(pid string) string {
 	b = append(b, '.')
 	b = base64.RawURLEncoding.AppendEncode(b, tag[:])
 	v := string(b)
-	if len(pid) == idLen && isLowerHex([]byte(pid)) {
-		s.slot(pid).Store(&verified{value: v, current: true})
+	if slot != nil {
+		slot.Store(&verified{value: v, current: true})
 	}
 	return v
 }

@@ -52,19 +52,18 @@ func isPrefetch(ctx *fasthttp.RequestCtx) bool {
 	// One pass over the headers rather than a lookup of each name: this
 	// runs on every decide.
 	for k, v := range ctx.Request.Header.All() {
-		switch len(k) {
-		case len("X-Moz"), len("Purpose"), len("X-Purpose"), len("Sec-Purpose"):
-		default:
-			continue
-		}
-		if (bytes.EqualFold(k, []byte("Sec-Purpose")) || bytes.EqualFold(k, []byte("Purpose")) ||
-			bytes.EqualFold(k, []byte("X-Purpose")) || bytes.EqualFold(k, []byte("X-Moz"))) &&
-			(containsFold(v, "prefetch") || containsFold(v, "preview")) {
-			return true
+		for _, name := range prefetchHeaders {
+			if bytes.EqualFold(k, []byte(name)) && (containsFold(v, "prefetch") || containsFold(v, "preview")) {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// prefetchHeaders name a speculative load: Sec-Purpose (Chrome), Purpose
+// (older Chrome, Safari), X-Purpose, X-Moz (Firefox).
+var prefetchHeaders = [...]string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"}
 
 // containsFold reports whether b contains the lower-case ASCII word w,
 // ignoring ASCII case.
