@@ -380,7 +380,7 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, 
 		}
 		b = appendJSONString(b, c.Slot)
 		b = append(b, ':')
-		if enc, ok := blockJSON[c.Block]; ok && c.Block != nil {
+		if enc, ok := blockJSON[c.Block]; ok { // never for a nil block: the map holds blocks of the set
 			b = append(b, enc...)
 			continue
 		}
