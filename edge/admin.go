@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +96,12 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		return
 	}
 	limit := 100
-	if l := ctx.QueryArgs().GetUintOrZero("limit"); l > 0 {
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		l, err := strconv.Atoi(string(v))
+		if err != nil || l < 1 {
+			s.writeError(ctx, errorf(ECodeInvalid, "limit: a number from 1 to 1000"))
+			return
+		}
 		limit = min(l, 1000)
 	}
 	cursor := string(ctx.QueryArgs().Peek("cursor"))
@@ -209,6 +215,10 @@ func (s *Server) serveExplain(ctx *fasthttp.RequestCtx) {
 			s.writeError(ctx, err)
 			return
 		}
+		if !stored(snap) {
+			s.writeError(ctx, errorf(ECodeNotFound, "no profile is stored for "+quote(req.Visitor)+": this visitor has sent nothing yet, or was erased or expired"))
+			return
+		}
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
 	}
 	g := classifyAgent(req.Context.UserAgent)
@@ -221,6 +231,16 @@ func (s *Server) serveExplain(ctx *fasthttp.RequestCtx) {
 		in.Context.Device, in.Context.Bot = "desktop", false
 	}
 	s.writeJSON(ctx, fasthttp.StatusOK, s.explain(d, &in, pid, req.Slots))
+}
+
+// stored reports whether any record of the snapshot exists.
+func stored(snap *profile.Snapshot) bool {
+	for _, r := range snap.Records {
+		if r.Version != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // explain builds the explain response shared by the admin route and the
