@@ -76,8 +76,9 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 }
 
 // serveSegment answers GET /admin/v1/segments/{id}/members?cursor=&limit=
-// and GET /admin/v1/segments/{id}/count. Membership is computed, so both scan
-// the stored profiles; a members page covers `limit` scanned profiles and
+// and GET /admin/v1/segments/{id}/count[?estimate=1]. Membership is
+// computed, so members and the exact count scan the stored profiles (the
+// count in the background, see serveExactCount); a members page covers `limit` scanned profiles and
 // may hold fewer members: follow the cursor until it is empty. Context
 // conditions (device, url, …) are false outside a request.
 func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
@@ -135,32 +136,11 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"segment": id, "members": members, "cursor": next})
 		return
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	count, scanned := 0, 0
-	for {
-		pids, next, err := s.profiles.Scan(cctx, cursor, 1000)
-		if err != nil {
-			s.writeError(ctx, err)
-			return
-		}
-		for _, pid := range pids {
-			scanned++
-			ok, err := member(cctx, pid)
-			if err != nil {
-				s.writeError(ctx, err)
-				return
-			}
-			if ok {
-				count++
-			}
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
+	if len(ctx.QueryArgs().Peek("estimate")) > 0 && string(ctx.QueryArgs().Peek("estimate")) != "0" {
+		s.serveEstimate(ctx, id, d)
+		return
 	}
-	s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"segment": id, "count": count, "scanned": scanned})
+	s.serveExactCount(ctx, id, d)
 }
 
 // explainRequest is the body of POST /admin/v1/explain.
