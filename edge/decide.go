@@ -295,7 +295,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	trusted := s.hasAPIKey(ctx)
 	var events []profile.Event
 	if r.events != nil {
-		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents}); err != nil {
+		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents}); err != nil {
 			s.metrics.eventsRejected.Inc()
 			s.writeError(ctx, err)
 			return

@@ -33,7 +33,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	d := s.defs.Load()
-	events, err := profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents})
+	events, err := profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents})
 	if err != nil {
 		s.metrics.eventsRejected.Inc()
 		s.writeError(ctx, err)

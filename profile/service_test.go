@@ -341,3 +341,105 @@ func TestIdentifyConcurrently(t *testing.T) {
 		assert.Equal(t, uint32(devices*3), views, "no count lost: 2 anonymous + 1 identified view per device")
 	})
 }
+
+func purchaseCount(p *profile.Profile) uint32 {
+	if p == nil {
+		return 0
+	}
+	for _, c := range p.Behaviour {
+		if c.Type == profile.Purchase && c.Key == (profile.Key{}) {
+			return c.Total
+		}
+	}
+	return 0
+}
+
+func TestImportRoutesByEventTime(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		lastYear := time.Date(2025, 11, 20, 12, 0, 0, 0, time.UTC).Unix()
+		gift := func(order string, ts int64) []profile.Event {
+			return []profile.Event{{Type: profile.Purchase, OrderID: order, TS: ts, Trusted: true,
+				Items: []profile.Item{{SKU: "playmobil", Category: "toys", Gift: true}}}}
+		}
+
+		// Kept long enough, last year's cycle holds the import, and rules
+		// never see it this year.
+		long := policy()
+		long.Seasons[0].RetainDays = 400
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, gift("o-2025", lastYear), long)
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0], "last year's purchase does not show this year's banner")
+		assert.Zero(t, purchaseCount(snap.Primary), "a gift never counts in the primary profile")
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		require.NotZero(t, recs[1].Version, "the import is stored in its season")
+		stored, err := profile.Decode(recs[1].Data)
+		require.NoError(t, err)
+		assert.Equal(t, 2025, stored.Cycle, "in last year's cycle")
+		assert.Equal(t, uint32(1), purchaseCount(stored))
+		loaded, err := svc.Load(ctx, pid, long)
+		require.NoError(t, err)
+		assert.Nil(t, loaded.Seasonal[0])
+
+		// This year's gift starts this year's cycle; an import of last
+		// year sent afterwards never lands in it.
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2026", 0), long)
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, 2026, snap.Seasonal[0].Cycle)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2025b", lastYear), long)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "last year's order is not this year's")
+
+		// With retain_days over, last year's cycle is gone: the import is
+		// remembered (an order id counts once) but shown nowhere.
+		pid = profile.NewID()
+		snap, err = svc.Record(ctx, pid, nil, gift("o-old", lastYear), policy())
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0])
+		recs, err = st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[1].Version, "nothing is stored past its retention")
+		assert.Zero(t, purchaseCount(snap.Primary))
+	})
+}
+
+func TestOrderCountsOnceAcrossSeasons(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pid := profile.NewID()
+		order := []profile.Event{{Type: profile.Purchase, OrderID: "o-1", Items: []profile.Item{
+			{SKU: "playmobil", Category: "toys", Price: 40, Gift: true},
+		}}}
+		snap, err := svc.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+
+		// The same order again on 20 December: the collect window is
+		// closed, so it would go to the primary profile; it counted already.
+		dec20 := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 12, 20, 12, 0, 0, 0, time.UTC) }})
+		snap, err = dec20.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		assert.Zero(t, purchaseCount(snap.Primary), "an order id counts once across primary and seasonal profiles")
+
+		// And the other way round: counted in the primary profile, then
+		// sent again as a gift in the window.
+		pid = profile.NewID()
+		march := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }})
+		_, err = march.Record(ctx, pid, nil, []profile.Event{{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "shoe"}}}}, policy())
+		require.NoError(t, err)
+		snap, err = svc.Record(ctx, pid, nil, []profile.Event{
+			{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "playmobil", Gift: true}}},
+			{Type: profile.Purchase, OrderID: "o-3", Season: "sinterklaas", Items: []profile.Item{{SKU: "lego"}}},
+			{Type: profile.Purchase, OrderID: "o-3", Items: []profile.Item{{SKU: "lego"}}},
+		}, policy())
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Primary))
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "o-3 once, o-2 not again")
+	})
+}
