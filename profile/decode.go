@@ -549,7 +549,19 @@ func (d *eventDecoder) fields(v *fastjson.Value, path string) (map[string]Value,
 		}
 		out[name] = val
 	})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// What one event sets must fit a profile's share for fields, so that
+	// the newest fields are never the ones cut to keep a record bounded.
+	size := 0
+	for name, val := range out {
+		size += fieldSize(name, Field{Value: val, At: math.MaxInt64})
+	}
+	if size > ShareFields {
+		return nil, inputErr(path, "at most "+strconv.Itoa(ShareFields)+" bytes of field names and values together (the bound of a profile's fields)")
+	}
+	return out, nil
 }
 
 func validName(s string) bool {

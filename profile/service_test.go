@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fastjson"
 )
 
 var (
@@ -441,5 +443,116 @@ func TestOrderCountsOnceAcrossSeasons(t *testing.T) {
 		assert.Equal(t, uint32(1), purchaseCount(snap.Primary))
 		require.NotNil(t, snap.Seasonal[0])
 		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "o-3 once, o-2 not again")
+	})
+}
+
+func TestStoredRecordStaysUnder64KB(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pid := profile.NewID()
+		long := func(tag string, n int) string { return (tag + strings.Repeat("x", n))[:n] }
+		decode := func(body string) ([]profile.Event, error) {
+			return profile.DecodeEvents(fastjson.MustParse(body), profile.DecodeOptions{Now: novNow, Seasons: pol.Seasons})
+		}
+		record := func(body string) {
+			t.Helper()
+			evs, err := decode(body)
+			require.NoError(t, err)
+			_, err = svc.Record(ctx, pid, nil, evs, pol)
+			require.NoError(t, err)
+			recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+			require.NoError(t, err)
+			for _, r := range recs {
+				require.Less(t, len(r.Data), profile.MaxRecord, "every stored record stays under 64 KB")
+			}
+		}
+
+		// The finding: list fields of 32 items of 1 KB, 64 of them, is
+		// refused as a whole, naming the bound.
+		var b strings.Builder
+		b.WriteString(`[{"type":"form_submit","form":"f","fields":{`)
+		for i := range profile.MaxFields {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"f` + strconv.Itoa(i) + `":[`)
+			for j := range profile.MaxListItems {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(j), 1024) + `"`)
+			}
+			b.WriteString(`]`)
+		}
+		b.WriteString(`}}]`)
+		_, err := decode(b.String())
+		require.Error(t, err)
+		assert.ErrorIs(t, err, profile.ErrInvalid)
+		assert.Contains(t, err.Error(), "events[0].fields: at most 16384 bytes")
+
+		// The most that is accepted, at every bound: fields up to the
+		// bound of one event, four times over; 512 clicks with 512-byte
+		// URLs and the longest targets; 100 cart lines and 100 orders with
+		// the longest ids; interests and consents to their bounds.
+		for r := range 4 {
+			b.Reset()
+			b.WriteString(`[{"type":"form_submit","form":"` + long("f", 128) + `","fields":{`)
+			for i := range 16 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(r*16+i)+"n", 6) + `":"` + long("v", 1000) + `"`)
+			}
+			b.WriteString(`}}]`)
+			record(b.String())
+		}
+		for r := range 6 {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				n := r*100 + i
+				b.WriteString(`{"type":"click","target":"` + long(strconv.Itoa(n)+"t", 256) + `","url":"/` + long(strconv.Itoa(n)+"u", 600) + `"}`)
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		for _, ev := range []func(i int) string{
+			func(i int) string {
+				return `{"type":"cart_add","sku":"` + long(strconv.Itoa(i)+"s", 128) + `","category":"` + long("c", 64) + `","price":1e9,"quantity":10000}`
+			},
+			func(i int) string {
+				return `{"type":"purchase","order_id":"` + long(strconv.Itoa(i)+"o", 128) + `","items":[{"sku":"` + long(strconv.Itoa(i)+"k", 128) + `","price":1e9}]}`
+			},
+			func(i int) string { return `{"type":"interest","name":"` + long(strconv.Itoa(i)+"i", 64) + `"}` },
+		} {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(ev(i))
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		record(`[{"type":"page_view","url":"/last"}]`)
+
+		snap, err := svc.Load(ctx, pid, pol)
+		require.NoError(t, err)
+		p := snap.Primary
+		last := false
+		for _, c := range p.Behaviour {
+			last = last || c.Key.URL == "/last"
+		}
+		assert.True(t, last, "the newest behaviour is kept")
+		assert.Contains(t, p.Fields, long("63n", 6), "the most recently set field is kept")
+		require.NotEmpty(t, p.Orders)
+		assert.Equal(t, long("99o", 128), p.Orders[len(p.Orders)-1].ID, "the newest order id is kept")
+		assert.Len(t, p.Interests, profile.MaxInterests)
 	})
 }

@@ -269,7 +269,7 @@ func (w *work) writes() []Write {
 			continue
 		}
 		p := w.profs[i]
-		wr.Data = Encode(nil, p)
+		wr.Data = encodeBounded(p)
 		wr.TTL = w.ttl(i, p)
 		out = append(out, wr)
 	}
