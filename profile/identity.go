@@ -66,8 +66,8 @@ type identity struct {
 // frozen is an anonymous profile frozen under a forward record on its way
 // into target.
 type frozen struct {
-	pid    string
-	target string
+	pid     string
+	target  string
 	tomb    Record    // the forward record, for the compare-and-set that finishes
 	snap    *Snapshot // what it held when frozen; nil when it held nothing
 	seasons []string  // the seasons its records were read for
