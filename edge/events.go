@@ -56,7 +56,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.EventDeadline)
-		pid, err = s.profiles.Contact(cctx, ident)
+		pid, err = s.profiles.Contact(cctx, ident, d.policy)
 		cancel()
 		if err != nil {
 			s.logStoreError("events: resolve contact", err)

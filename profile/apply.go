@@ -96,13 +96,14 @@ func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
 		p.count(FormSubmit, Key{Form: ev.Form}, ts, 1)
 		p.setFields(ev.Fields, ts)
 	case Identify:
-		p.Known = true
+		// The caller passes only the identifiers whose links map to p.
 		if ev.Email != "" {
 			p.Email = ev.Email
 		}
 		if ev.Customer != "" {
 			p.CustomerID = ev.Customer
 		}
+		p.Known = p.Email != "" || p.CustomerID != ""
 		p.setFields(ev.Fields, ts)
 	case InterestEvent:
 		src := SourceVisitor

@@ -191,9 +191,13 @@ func TestIdentifyAndMerge(t *testing.T) {
 			}
 		}
 		assert.Equal(t, uint32(2), views, "counters add")
-		recs, err := st.Get(ctx, phone, nil)
+		recs, err := st.Get(ctx, phone, []string{"sinterklaas"})
 		require.NoError(t, err)
-		assert.Zero(t, recs[0].Version, "the merged anonymous profile is gone")
+		assert.NotContains(t, string(recs[0].Data), "/sneakers", "the merged anonymous profile's data is gone")
+		assert.Less(t, len(recs[0].Data), 40, "only a forward to the survivor stays")
+		fwd, err := svc.Load(ctx, phone, pol)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, fwd.Primary.ID, "the phone's old id forwards to the survivor")
 
 		resolved, err := svc.Resolve(ctx, "email: SAM@example.nl ")
 		require.NoError(t, err)
@@ -226,9 +230,9 @@ func TestContactEventsAndErase(t *testing.T) {
 	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
 		ctx := context.Background()
 		pol := policy()
-		pid, err := svc.Contact(ctx, "email:erase@example.nl")
+		pid, err := svc.Contact(ctx, "email:erase@example.nl", pol)
 		require.NoError(t, err)
-		again, err := svc.Contact(ctx, "email:Erase@Example.nl")
+		again, err := svc.Contact(ctx, "email:Erase@Example.nl", pol)
 		require.NoError(t, err)
 		assert.Equal(t, pid, again)
 		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)

@@ -1,6 +1,9 @@
 package profile
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // work is one attempt at applying a batch of events to a profile: mutable
 // copies of the records it touches, decoded from the snapshot it started
@@ -15,6 +18,11 @@ type work struct {
 	dirty []bool
 	del   []bool
 	hits  []ScoreHit
+	// email, customer: the identifiers an identify may give this profile
+	// (their links map here); other identify events only set fields.
+	email, customer string
+	merged          bool
+	dropped         []string // aliases that fell off the bounded list
 }
 
 func (s *Service) newWork(pid string, base *Snapshot, pol *Policy) *work {
@@ -42,9 +50,10 @@ func (w *work) prof(i int) *Profile {
 	return w.seasonal(i, w.pol.Seasons[i-1].Cycle(w.now))
 }
 
-// stored decodes the base record at i, or nil.
+// stored decodes the base record at i, or nil. A record deleted earlier
+// in this batch (consent withdrawn) is nil: nothing of it may come back.
 func (w *work) stored(i int) *Profile {
-	if w.base == nil || i >= len(w.base.Records) {
+	if w.base == nil || i >= len(w.base.Records) || w.del[i] {
 		return nil
 	}
 	return decodeRecord(w.base.Records[i])
@@ -109,6 +118,9 @@ func (w *work) apply(ev *Event) {
 	idx := 0
 	if isBehaviour(ev.Type) {
 		idx = route(w.pol, ev, t) + 1
+	}
+	if ev.Type == Identify {
+		ev = w.identifiers(ev)
 	}
 	w.applyTo(idx, ev, ts, t)
 	if ev.Type == ConsentEvent {
@@ -212,41 +224,77 @@ func (w *work) forget() {
 	}
 }
 
-// merge folds an anonymous visitor's snapshot into this profile, primary
-// into primary and each seasonal profile into the same season's.
-func (w *work) merge(from *Snapshot) {
-	if from.Primary != nil && from.Records[0].Version != 0 {
-		w.prof(0).Merge(from.Primary)
-		w.dirty[0] = true
+// identifiers returns ev with only the identifiers this profile may take:
+// those whose links map here (w.email, w.customer), and only where the
+// profile holds no other identifier of the same kind.
+func (w *work) identifiers(ev *Event) *Event {
+	p := w.prof(0)
+	e := *ev
+	if e.Email != w.email || (p.Email != "" && p.Email != e.Email) {
+		e.Email = ""
 	}
-	for i, sp := range from.Seasonal {
-		if sp == nil || i >= len(w.pol.Seasons) || from.seasons[i] != w.pol.Seasons[i].ID {
-			continue
-		}
-		p := w.prof(i + 1)
-		if p == nil || p.Cycle != sp.Cycle {
-			continue
-		}
-		p.Merge(sp)
-		w.dirty[i+1] = true
+	if e.Customer != w.customer || (p.CustomerID != "" && p.CustomerID != e.Customer) {
+		e.Customer = ""
 	}
-	w.prof(0).Aliases = appendAlias(w.prof(0).Aliases, from.Primary.ID, w.pid)
+	return &e
 }
 
-func appendAlias(aliases []string, id, self string) []string {
-	if id == "" || id == self {
-		return aliases
-	}
-	for _, a := range aliases {
-		if a == id {
-			return aliases
+// merge folds a frozen anonymous profile into this one, primary into
+// primary and each seasonal profile into the same season's, and lists its
+// id among the aliases (which is what makes a merge happen once).
+func (w *work) merge(from *frozen) {
+	w.merged = true
+	p := w.prof(0)
+	aliases := p.Aliases
+	if snap := from.snap; snap != nil {
+		if snap.Records[0].Version != 0 && snap.Primary != nil {
+			src := *snap.Primary
+			// Identifiers come only through links; a merged profile
+			// brings none.
+			src.Email, src.CustomerID, src.Aliases = "", "", nil
+			p.Merge(&src)
+		}
+		for i, sp := range snap.Seasonal {
+			if sp == nil || i >= len(w.pol.Seasons) || i >= len(snap.seasons) || snap.seasons[i] != w.pol.Seasons[i].ID {
+				continue
+			}
+			sw := w.prof(i + 1)
+			if sw == nil || sw.Cycle != sp.Cycle {
+				continue
+			}
+			sw.Merge(sp)
+			w.dirty[i+1] = true
 		}
 	}
-	aliases = append(aliases, id)
-	if len(aliases) > MaxAliases {
-		aliases = aliases[len(aliases)-MaxAliases:]
+	p.Aliases = aliases
+	p.Aliases, w.dropped = appendAlias(p.Aliases, from.pid, w.pid)
+	w.dirty[0] = true
+}
+
+func appendAlias(aliases []string, id, self string) ([]string, []string) {
+	if id == "" || id == self || slices.Contains(aliases, id) {
+		return aliases, nil
 	}
-	return aliases
+	aliases = append(aliases, id)
+	if n := len(aliases) - MaxAliases; n > 0 {
+		dropped := slices.Clone(aliases[:n])
+		return aliases[n:], dropped
+	}
+	return aliases, nil
+}
+
+// settle enforces what holds for the whole batch: a merge that brings a
+// withdrawn "profiling" consent (newer than a grant) deletes the stored
+// behaviour, the survivor's included, and a profile holds an identifier
+// exactly when it is known.
+func (w *work) settle() {
+	if w.merged && !w.behaviourAllowed() {
+		w.forget()
+	}
+	if w.dirty[0] {
+		p := w.prof(0)
+		p.Known = p.Email != "" || p.CustomerID != ""
+	}
 }
 
 // writes returns the store writes for every changed record.
@@ -271,6 +319,9 @@ func (w *work) writes() []Write {
 		p := w.profs[i]
 		wr.Data = encodeBounded(p)
 		wr.TTL = w.ttl(i, p)
+		if i == 0 {
+			wr.Links = linkKeys(p)
+		}
 		out = append(out, wr)
 	}
 	return out
@@ -288,7 +339,20 @@ func (w *work) ttl(i int, p *Profile) time.Duration {
 	}
 	s := &w.pol.Seasons[i-1]
 	d := s.End(p.Cycle).Add(s.retain()).Sub(w.now)
-	return max(d, time.Hour)
+	// A seasonal record never outlives its primary one: an expired visitor
+	// leaves nothing behind.
+	return min(max(d, time.Hour), w.ttl(0, w.prof(0)))
+}
+
+// linkKeys are the keys of the identity links of the identifiers p holds.
+func linkKeys(p *Profile) []string {
+	var keys []string
+	for _, ref := range identRefs(p) {
+		if k, err := linkKey(ref); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // result is the snapshot after writes were stored.
