@@ -27,12 +27,42 @@ type Record struct {
 // Write is one record to write in a Put. Season "" is the primary record.
 // Data nil deletes the record. The write applies only when the stored version
 // is still Expect (0: the record must be absent); the record then gets Version.
+//
+// Links (primary writes only) name the identity links that must live exactly
+// as long as the record: each one that still maps to the profile gets the
+// record's expiry, to the millisecond; links mapping elsewhere, or absent,
+// are left alone. On a single store this happens in the same atomic write;
+// where a link cannot share the record's slot (Redis Cluster) it follows
+// right after the record was written.
 type Write struct {
 	Season  string
 	Expect  uint64
 	Version uint64
 	Data    []byte
-	TTL     time.Duration
+	TTL     time.Duration // 0: no expiry
+	Links   []string
+}
+
+// AnyRevision as DefinitionsPut.Expect stores whatever revision is current.
+const AnyRevision int64 = -1
+
+// DefinitionsPut is one definitions write.
+type DefinitionsPut struct {
+	Doc    []byte
+	Expect int64     // the revision that must be current (0: none stored), or AnyRevision
+	Time   time.Time // when it was applied
+	Note   string    // what changed and why, as the applier wrote it
+	File   string    // the digest of the --definitions file it came from at a start, if so
+}
+
+// Revision is one kept definitions revision. Doc is set only when a single
+// revision is read.
+type Revision struct {
+	Rev  int64     `json:"revision"`
+	Time time.Time `json:"time"`
+	Note string    `json:"note,omitempty"`
+	File string    `json:"file,omitempty"`
+	Doc  []byte    `json:"-"`
 }
 
 // Store keeps profile records, identity links and the definitions document.
@@ -48,7 +78,8 @@ type Store interface {
 	Delete(ctx context.Context, pid string) error
 
 	// Link maps ident to pid unless ident is already mapped, and returns the
-	// pid ident maps to afterwards. It refreshes the link's TTL.
+	// pid ident maps to afterwards. A new link gets ttl; an existing link to
+	// pid keeps its expiry (the record's Put sets it, see Write.Links).
 	Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error)
 	// Lookup returns the pid ident maps to, or ErrNotFound.
 	Lookup(ctx context.Context, ident string) (string, error)
@@ -65,8 +96,22 @@ type Store interface {
 	// Revision returns the revision of the stored document (0 when none); it
 	// is cheap, so nodes poll it to pick up changes.
 	Revision(ctx context.Context) (int64, error)
-	// PutDefinitions stores doc as the next revision and returns it.
-	PutDefinitions(ctx context.Context, doc []byte) (int64, error)
+	// PutDefinitions stores p.Doc as the next revision, atomically: when
+	// p.Expect is not AnyRevision and the stored revision differs, it
+	// stores nothing and returns ErrConflict; when p.Doc equals the stored
+	// document it stores no new revision and returns the current one with
+	// created false. Either way a non-empty p.File is remembered (FileRevision).
+	PutDefinitions(ctx context.Context, p DefinitionsPut) (rev int64, created bool, err error)
+	// DefinitionsRevisions lists the kept revisions older than before (0:
+	// from the newest), newest first, at most limit of them, without
+	// their documents.
+	DefinitionsRevisions(ctx context.Context, before int64, limit int) ([]Revision, error)
+	// DefinitionsRevision returns revision n with its document, or ErrNotFound.
+	DefinitionsRevision(ctx context.Context, n int64) (Revision, error)
+	// FileRevision returns the revision that a definitions file with this
+	// digest was applied as at a start (or found equal to), or ErrNotFound
+	// when no start ever applied it.
+	FileRevision(ctx context.Context, digest string) (int64, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

@@ -125,6 +125,84 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		require.ErrorIs(t, err, profile.ErrNotFound)
 	})
 
+	t.Run("OneIdentifierOneProfile", func(t *testing.T) {
+		st := open(t)
+		const n = 8
+		got := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := st.Link(ctx, "email:race", profile.NewID(), time.Hour)
+				assert.NoError(t, err)
+				got[i] = p
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			assert.Equal(t, got[0], got[i], "every racing Link answers the one winner")
+		}
+		owner, err := st.Lookup(ctx, "email:race")
+		require.NoError(t, err)
+		assert.Equal(t, got[0], owner)
+	})
+
+	t.Run("LinksLiveAsLongAsTheirRecord", func(t *testing.T) {
+		st := open(t)
+		other := profile.NewID()
+		for _, l := range []string{"email:mine", "customer:mine"} {
+			_, err := st.Link(ctx, l, pid, time.Hour)
+			require.NoError(t, err)
+		}
+		_, err := st.Link(ctx, "email:theirs", other, time.Hour)
+		require.NoError(t, err)
+		links := []string{"email:mine", "customer:mine", "email:theirs", "email:absent"}
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: 1500 * time.Millisecond, Links: links}}))
+		got, err := st.Link(ctx, "email:mine", pid, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, pid, got, "linking again keeps the link and its expiry")
+		// The links end with the record, in the same millisecond: a link
+		// seen after the record was read implies the record was there, and
+		// the record seen after a link was read implies the link was.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			recs, err := st.Get(ctx, pid, nil)
+			require.NoError(t, err)
+			_, lerr := st.Lookup(ctx, "customer:mine")
+			recs2, err := st.Get(ctx, pid, nil)
+			require.NoError(t, err)
+			if lerr == nil {
+				require.NotZero(t, recs[0].Version, "a link outlived its record")
+			} else {
+				require.ErrorIs(t, lerr, profile.ErrNotFound)
+				require.Zero(t, recs2[0].Version, "a link ended before its record")
+			}
+			if recs[0].Version == 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the record does not expire")
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, err = st.Lookup(ctx, "email:mine")
+		assert.ErrorIs(t, err, profile.ErrNotFound)
+		owner, err := st.Lookup(ctx, "email:theirs")
+		require.NoError(t, err)
+		assert.Equal(t, other, owner, "a link to another profile keeps its own expiry")
+		_, err = st.Lookup(ctx, "email:absent")
+		assert.ErrorIs(t, err, profile.ErrNotFound, "an absent link is not created")
+
+		// Every write of the record carries its links along: a link made
+		// with a short TTL lives on while its record is written again.
+		_, err = st.Link(ctx, "email:renewed", pid, 1200*time.Millisecond)
+		require.NoError(t, err)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 2, Data: []byte("p"), TTL: time.Hour, Links: []string{"email:renewed"}}}))
+		time.Sleep(1500 * time.Millisecond)
+		owner, err = st.Lookup(ctx, "email:renewed")
+		require.NoError(t, err, "the link took the record's hour")
+		assert.Equal(t, pid, owner)
+	})
+
 	t.Run("Scan", func(t *testing.T) {
 		st := open(t)
 		want := make([]string, 0, 230)
@@ -166,12 +244,15 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		rev, err := st.Revision(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, rev)
-		r1, err := st.PutDefinitions(ctx, []byte("one"))
-		require.NoError(t, err)
-		r2, err := st.PutDefinitions(ctx, []byte("two"))
-		require.NoError(t, err)
-		assert.Equal(t, int64(1), r1)
-		assert.Equal(t, int64(2), r2)
+		put := func(doc string) int64 {
+			t.Helper()
+			rev, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte(doc), Expect: profile.AnyRevision, Time: time.Now()})
+			require.NoError(t, err)
+			assert.True(t, created)
+			return rev
+		}
+		assert.Equal(t, int64(1), put("one"))
+		assert.Equal(t, int64(2), put("two"))
 		doc, rev, err := st.Definitions(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, "two", string(doc))
@@ -179,6 +260,110 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		rev, err = st.Revision(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), rev)
+	})
+
+	t.Run("DefinitionsUnchangedIsNoRevision", func(t *testing.T) {
+		st := open(t)
+		rev, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("same"), Expect: profile.AnyRevision})
+		require.NoError(t, err)
+		require.True(t, created)
+		again, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("same"), Expect: rev, Note: "again"})
+		require.NoError(t, err)
+		assert.False(t, created, "the same document is no new revision")
+		assert.Equal(t, rev, again)
+		list, err := st.DefinitionsRevisions(ctx, 0, 10)
+		require.NoError(t, err)
+		assert.Len(t, list, 1)
+	})
+
+	t.Run("DefinitionsExpect", func(t *testing.T) {
+		st := open(t)
+		_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("a"), Expect: 3})
+		require.ErrorIs(t, err, profile.ErrConflict, "revision 3 is not current: none is")
+		r1, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("a"), Expect: 0})
+		require.NoError(t, err, "0 expects an empty store")
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("b"), Expect: 0})
+		require.ErrorIs(t, err, profile.ErrConflict)
+		r2, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("b"), Expect: r1})
+		require.NoError(t, err)
+		assert.True(t, created)
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("c"), Expect: r1})
+		require.ErrorIs(t, err, profile.ErrConflict, "someone applied in between")
+		doc, rev, err := st.Definitions(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "b", string(doc), "a refused put stores nothing")
+		assert.Equal(t, r2, rev)
+	})
+
+	t.Run("DefinitionsConcurrentExpect", func(t *testing.T) {
+		st := open(t)
+		base, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("base"), Expect: profile.AnyRevision})
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := 0
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte{byte('a' + i)}, Expect: base})
+				if err == nil {
+					mu.Lock()
+					won++
+					mu.Unlock()
+					return
+				}
+				assert.ErrorIs(t, err, profile.ErrConflict)
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, 1, won, "exactly one of the writers expecting the same revision wins")
+	})
+
+	t.Run("DefinitionsRevisions", func(t *testing.T) {
+		st := open(t)
+		t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		for i := range 5 {
+			_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte{byte('a' + i)}, Expect: int64(i), Time: t0.Add(time.Duration(i) * time.Hour), Note: "change " + string(rune('a'+i))})
+			require.NoError(t, err)
+		}
+		list, err := st.DefinitionsRevisions(ctx, 0, 3)
+		require.NoError(t, err)
+		require.Len(t, list, 3)
+		assert.Equal(t, []int64{5, 4, 3}, []int64{list[0].Rev, list[1].Rev, list[2].Rev}, "newest first")
+		assert.Equal(t, "change e", list[0].Note)
+		assert.True(t, t0.Add(4*time.Hour).Equal(list[0].Time), "time kept: %v", list[0].Time)
+		assert.Nil(t, list[0].Doc, "a list carries no documents")
+		older, err := st.DefinitionsRevisions(ctx, 3, 10)
+		require.NoError(t, err)
+		require.Len(t, older, 2)
+		assert.Equal(t, []int64{2, 1}, []int64{older[0].Rev, older[1].Rev})
+		r, err := st.DefinitionsRevision(ctx, 2)
+		require.NoError(t, err)
+		assert.Equal(t, "b", string(r.Doc))
+		assert.Equal(t, "change b", r.Note)
+		_, err = st.DefinitionsRevision(ctx, 9)
+		require.ErrorIs(t, err, profile.ErrNotFound)
+	})
+
+	t.Run("DefinitionsFile", func(t *testing.T) {
+		st := open(t)
+		_, err := st.FileRevision(ctx, "sha256:aa")
+		require.ErrorIs(t, err, profile.ErrNotFound)
+		r1, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v1"), Expect: profile.AnyRevision, File: "sha256:aa"})
+		require.NoError(t, err)
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v2"), Expect: profile.AnyRevision, File: "sha256:bb"})
+		require.NoError(t, err)
+		got, err := st.FileRevision(ctx, "sha256:aa")
+		require.NoError(t, err)
+		assert.Equal(t, r1, got, "every file applied at a start is remembered, not only the last")
+		// A file equal to the running document is remembered without a revision.
+		r3, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v2"), Expect: profile.AnyRevision, File: "sha256:cc"})
+		require.NoError(t, err)
+		assert.False(t, created)
+		got, err = st.FileRevision(ctx, "sha256:cc")
+		require.NoError(t, err)
+		assert.Equal(t, r3, got)
 	})
 
 	t.Run("ConcurrentCAS", func(t *testing.T) {
