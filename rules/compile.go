@@ -28,6 +28,7 @@ type Set struct {
 	segments  []*segment
 	segIdx    map[string]int
 	slots     map[string][]*Block // per slot, best first: priority desc, id asc
+	webhooks  []Webhook
 }
 
 type segment struct {
@@ -70,7 +71,7 @@ func Compile(doc []byte) (*Set, error) {
 	if len(root.Content) == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") {
 		return s, nil
 	}
-	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks")
+	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "webhooks")
 	if n, ok := top["timezone"]; ok {
 		if name, ok := c.str(n); ok {
 			loc, err := time.LoadLocation(name)
@@ -100,6 +101,9 @@ func Compile(doc []byte) (*Set, error) {
 	s.checkCycles(c, segNodes)
 	if n, ok := top["blocks"]; ok {
 		s.compileBlocks(c, n)
+	}
+	if n, ok := top["webhooks"]; ok {
+		s.compileWebhooks(c, n)
 	}
 	if len(c.problems) > 0 {
 		return nil, &ValidationError{Problems: c.problems}
