@@ -57,7 +57,11 @@ type Snapshot struct {
 	Primary  *Profile   // never nil: an absent profile is empty, with ID set
 	Seasonal []*Profile // parallel to Policy.Seasons; nil when absent or from an earlier cycle
 	Records  []Record   // [0] primary, then one per season, as stored
-	seasons  []string   // the season ids Records were read for
+	// Trigger is the webhook state (TriggerRecord), read only when the
+	// policy has a Watcher.
+	Trigger Record
+	seasons []string // the season ids Records were read for
+	watched bool     // read with the trigger record
 }
 
 // Size is the number of bytes the snapshot's records hold, for cache costs.
@@ -71,7 +75,7 @@ func (s *Snapshot) Size() int {
 
 // fits reports whether s was read for pid with pol's seasons.
 func (s *Snapshot) fits(pid string, pol *Policy) bool {
-	if s == nil || s.Primary == nil || s.Primary.ID != pid || len(s.seasons) != len(pol.Seasons) {
+	if s == nil || s.Primary == nil || s.Primary.ID != pid || len(s.seasons) != len(pol.Seasons) || s.watched != (pol.Watcher != nil) {
 		return false
 	}
 	for i := range pol.Seasons {
@@ -115,11 +119,22 @@ func seasonIDs(pol *Policy) []string {
 // of pol, in one store round trip.
 func (s *Service) Load(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
 	ids := seasonIDs(pol)
-	recs, err := s.store.Get(ctx, pid, ids)
+	get := ids
+	if pol.Watcher != nil {
+		// The trigger record travels with the profile in the same read.
+		get = append(ids[:len(ids):len(ids)], TriggerRecord)
+	}
+	recs, err := s.store.Get(ctx, pid, get)
 	if err != nil {
 		return nil, fmt.Errorf("load profile: %w", err)
 	}
-	return s.snapshot(pid, pol, ids, recs), nil
+	var trig Record
+	if pol.Watcher != nil {
+		trig, recs = recs[len(recs)-1], recs[:len(recs)-1]
+	}
+	snap := s.snapshot(pid, pol, ids, recs)
+	snap.Trigger, snap.watched = trig, pol.Watcher != nil
+	return snap, nil
 }
 
 func (s *Service) snapshot(pid string, pol *Policy, ids []string, recs []Record) *Snapshot {
@@ -160,6 +175,20 @@ func decodeRecord(r Record) *Profile {
 // snapshot's Primary.ID is then the surviving profile id, which the caller
 // puts in the visitor's cookie.
 func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, events []Event, pol *Policy) (*Snapshot, error) {
+	return s.record(ctx, pid, cached, events, pol, false)
+}
+
+// Rewatch looks at pid's watched segments again without events: time
+// alone may have changed them, or deliveries may be due. It writes only
+// the trigger record, and only when it changed.
+func (s *Service) Rewatch(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
+	if pol.Watcher == nil {
+		return s.Load(ctx, pid, pol)
+	}
+	return s.record(ctx, pid, nil, nil, pol, true)
+}
+
+func (s *Service) record(ctx context.Context, pid string, cached *Snapshot, events []Event, pol *Policy, rewatch bool) (*Snapshot, error) {
 	target := pid
 	var from *Snapshot
 	for i := len(events) - 1; i >= 0; i-- {
@@ -192,9 +221,18 @@ func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, even
 			w.apply(&events[i])
 		}
 		writes := w.writes()
+		var watch Watch
+		if pol.Watcher != nil && (len(writes) > 0 || rewatch) {
+			writes, watch = w.watch(writes)
+		}
 		if len(writes) == 0 {
 			snap = base
 			break
+		}
+		if watch.Data != nil {
+			if err := pol.Watcher.Schedule(ctx, target, watch, false); err != nil {
+				return nil, fmt.Errorf("record events: %w", err)
+			}
 		}
 		err := s.store.Put(ctx, target, writes)
 		if errors.Is(err, ErrConflict) && attempt < maxRetries {
@@ -205,6 +243,11 @@ func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, even
 			return nil, fmt.Errorf("record events: %w", err)
 		}
 		snap = w.result(writes)
+		if watch.Data != nil {
+			// Failing here is harmless: the schedule written before the
+			// Put makes some node look at the profile a little later.
+			_ = pol.Watcher.Schedule(ctx, target, watch, true)
+		}
 		break
 	}
 	if from != nil && from.Primary.ID != target {
