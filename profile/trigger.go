@@ -2,6 +2,8 @@ package profile
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -79,4 +81,36 @@ type TriggerStore interface {
 	TriggerError(ctx context.Context, hook, msg string, at time.Time) error
 	// TriggerCounts returns hook's counts.
 	TriggerCounts(ctx context.Context, hook string) (TriggerCounts, error)
+}
+
+// UpdateTrigger rewrites pid's trigger record with fn, which gets the stored
+// record (nil when none) and returns the new one (nil: leave it). It
+// retries on concurrent writes, queueing behind this node's own writes to
+// the profile; a profile erased meanwhile stays erased.
+func (s *Service) UpdateTrigger(ctx context.Context, pid string, pol *Policy, fn func(cur []byte) []byte) error {
+	mu := s.stripe(pid)
+	mu.Lock()
+	defer mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		recs, err := s.store.Get(ctx, pid, []string{TriggerRecord})
+		if err != nil {
+			return fmt.Errorf("update trigger record: %w", err)
+		}
+		cur := recs[1]
+		if cur.Version == 0 {
+			return nil
+		}
+		data := fn(cur.Data)
+		if data == nil {
+			return nil
+		}
+		err = s.store.Put(ctx, pid, []Write{{Season: TriggerRecord, Expect: cur.Version, Version: newVersion(cur.Version), Data: data, TTL: knownTTL(pol)}})
+		if errors.Is(err, ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("update trigger record: %w", err)
+		}
+		return nil
+	}
 }
