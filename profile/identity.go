@@ -187,6 +187,10 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 			}
 		}
 		if raced {
+			// Another identify linked one of the identifiers first. The
+			// links this one made go too, or they would pull the decision
+			// their way: the identifiers of one identify end on one profile.
+			s.unlinkAll(id)
 			cached = vis
 			continue
 		}
@@ -283,4 +287,20 @@ func (s *Service) finish(ctx context.Context, f *frozen, pol *Policy) {
 	if len(writes) > 0 {
 		s.store.Put(ctx, f.pid, writes)
 	}
+}
+
+// DecodeRecord decodes a record as a Store holds it: a profile, or, for a
+// profile merged into another one, forward names the surviving profile
+// (p is then the merged profile while the merge is unfinished, else nil).
+// For audits of a store's contents and the integrity tests.
+func DecodeRecord(data []byte) (p *Profile, forward string, err error) {
+	if target, frozen, ok := decodeForward(data); ok {
+		if frozen == nil {
+			return nil, target, nil
+		}
+		p, err = Decode(frozen)
+		return p, target, err
+	}
+	p, err = Decode(data)
+	return p, "", err
 }

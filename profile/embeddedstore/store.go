@@ -442,6 +442,42 @@ func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) 
 	return rev, wrap("read definitions file", err)
 }
 
+// Entry is one stored key as Dump lists it.
+type Entry struct {
+	Bucket  string    // "records" (pid NUL season), "links" (identifier → pid) or "meta"
+	Key     []byte    // valid during the call only
+	Expires time.Time // zero: never
+	Value   []byte    // the data, without version and expiry; valid during the call only
+}
+
+// Dump calls fn for every live key of every bucket, for audits of what the
+// store holds (on whom, until when) and the integrity tests.
+func (s *Store) Dump(fn func(Entry) error) error {
+	now := s.now()
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				e := Entry{Bucket: string(name), Key: k, Value: v}
+				if !bytes.Equal(name, bucketMeta) {
+					_, data, ok := decode(v, now)
+					if !ok {
+						return nil
+					}
+					e.Value = data
+					if exp := binary.BigEndian.Uint64(v[8:16]); exp != 0 {
+						e.Expires = time.Unix(0, int64(exp))
+					}
+				}
+				return fn(e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Ping checks that the database is open.
 func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.db.View(func(*bolt.Tx) error { return nil }))
