@@ -83,11 +83,11 @@ func TestModel(t *testing.T) {
 // empty, a scan of every key, and (embedded only) a restart.
 type backend struct {
 	name    string
-	fresh   func(t *testing.T)                 // empty store(s) for a new program
-	store   func(t *testing.T) profile.Store   // a store for one node
-	dump    func(t *testing.T) []key           // every key held
+	fresh   func(t *testing.T)                // empty store(s) for a new program
+	store   func(t *testing.T) profile.Store  // a store for one node
+	dump    func(t *testing.T) []key          // every key held
 	restart func(t *testing.T, nodes []*node) // nil: no restarts
-	shared  bool                               // nodes share one store object
+	shared  bool                              // nodes share one store object
 }
 
 // key is one stored key, whatever the store.
@@ -643,9 +643,9 @@ func (p *program) burst() {
 	}
 }
 
-func viewURL(d *device) string  { return fmt.Sprintf("/m/%p", d) }
-func giftURL(d *device) string  { return fmt.Sprintf("/g/%p", d) }
-func sku(d *device) string      { return fmt.Sprintf("sku-%p", d) }
+func viewURL(d *device) string   { return fmt.Sprintf("/m/%p", d) }
+func giftURL(d *device) string   { return fmt.Sprintf("/g/%p", d) }
+func sku(d *device) string       { return fmt.Sprintf("sku-%p", d) }
 func campaign(person int) string { return fmt.Sprintf("camp-%d", person) }
 
 // run sends the operations at once, each from its own goroutine.
