@@ -96,6 +96,19 @@ func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
 		p.count(FormSubmit, Key{Form: ev.Form}, ts, 1)
 		p.setFields(ev.Fields, ts)
 	case Identify:
+		if !ev.Proven {
+			// A claim nobody proved (a newsletter form, say): the address is
+			// kept as a plain field of the caller's own profile, never as the
+			// contact's identifier, so it links nothing and claims nothing.
+			if ev.Email != "" {
+				p.setField("email", Value{Kind: KindString, Str: ev.Email}, ts)
+			}
+			if ev.Customer != "" {
+				p.setField("customer_id", Value{Kind: KindString, Str: ev.Customer}, ts)
+			}
+			p.setFields(ev.Fields, ts)
+			break
+		}
 		// The caller passes only the identifiers whose links map to p.
 		if ev.Email != "" {
 			p.Email = ev.Email
@@ -159,18 +172,23 @@ func (p *Profile) setInterest(name string, on bool, src Source, ts int64) {
 // beyond MaxFields are dropped.
 func (p *Profile) setFields(fields map[string]Value, ts int64) {
 	for name, v := range fields {
-		if v.Kind == KindNone {
-			delete(p.Fields, name)
-			continue
-		}
-		if _, ok := p.Fields[name]; !ok && len(p.Fields) >= MaxFields {
-			continue
-		}
-		if p.Fields == nil {
-			p.Fields = make(map[string]Field, len(fields))
-		}
-		p.Fields[name] = Field{Value: v, At: ts}
+		p.setField(name, v, ts)
 	}
+}
+
+// setField sets one explicit field; KindNone removes it.
+func (p *Profile) setField(name string, v Value, ts int64) {
+	if v.Kind == KindNone {
+		delete(p.Fields, name)
+		return
+	}
+	if _, ok := p.Fields[name]; !ok && len(p.Fields) >= MaxFields {
+		return
+	}
+	if p.Fields == nil {
+		p.Fields = make(map[string]Field, 4)
+	}
+	p.Fields[name] = Field{Value: v, At: ts}
 }
 
 func (p *Profile) cartAdd(it CartItem, ts int64) {
@@ -217,10 +235,8 @@ func (p *Profile) cartRemove(sku string, quantity int, ts int64) {
 
 // purchase counts an order once: an order id already held changes nothing.
 func (p *Profile) purchase(ev *Event, ts int64) bool {
-	for _, o := range p.Orders {
-		if o.ID == ev.OrderID {
-			return false
-		}
+	if p.hasOrder(ev.OrderID) {
+		return false
 	}
 	var value float64
 	for i := range ev.Items {
@@ -231,11 +247,26 @@ func (p *Profile) purchase(ev *Event, ts int64) bool {
 		p.cartRemove(it.SKU, 0, ts)
 	}
 	p.count(Purchase, Key{}, ts, 1)
+	p.rememberOrder(Order{ID: ev.OrderID, At: ts, Value: value})
+	return true
+}
+
+func (p *Profile) hasOrder(id string) bool {
+	for _, o := range p.Orders {
+		if o.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// rememberOrder keeps an order id counted, dropping the oldest at
+// MaxOrders.
+func (p *Profile) rememberOrder(o Order) {
 	if len(p.Orders) >= MaxOrders {
 		p.Orders = append(p.Orders[:0], p.Orders[1:]...)
 	}
-	p.Orders = append(p.Orders, Order{ID: ev.OrderID, At: ts, Value: value})
-	return true
+	p.Orders = append(p.Orders, o)
 }
 
 // count adds n events at ts to the counter of (t, k), creating it and, at

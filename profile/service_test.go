@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fastjson"
 )
 
 var (
@@ -167,7 +169,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		laptop := profile.NewID()
 		_, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}}, pol)
 		require.NoError(t, err)
-		snap, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Sam"}}}}, pol)
+		snap, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Sam"}}}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID)
 		assert.True(t, snap.Primary.Known)
@@ -177,7 +179,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		phone := profile.NewID()
 		_, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}, {Type: profile.InterestEvent, Name: "running", On: true}}, pol)
 		require.NoError(t, err)
-		snap, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID, "the surviving profile")
 		assert.True(t, snap.Primary.HasInterest("running"), "interests unite")
@@ -202,7 +204,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		assert.Equal(t, laptop, resolved)
 
 		// A second known contact on the laptop is never merged into Sam.
-		snap, err = svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "kim@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "kim@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.NotEqual(t, laptop, snap.Primary.ID, "a new profile for the other contact")
 		assert.Equal(t, "kim@example.nl", snap.Primary.Email)
@@ -214,7 +216,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		assert.Equal(t, snap.Primary.ID, kim)
 
 		// Sam again on Kim's browser: switches back to Sam, no merge.
-		snap, err = svc.Record(ctx, kim, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, kim, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID)
 		kimSnap, err := svc.Load(ctx, kim, pol)
@@ -233,7 +235,7 @@ func TestContactEventsAndErase(t *testing.T) {
 		again, err := svc.Contact(ctx, "email:Erase@Example.nl", pol)
 		require.NoError(t, err)
 		assert.Equal(t, pid, again)
-		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
+		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Proven: true, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
 		require.NoError(t, err)
 		byCustomer, err := svc.Resolve(ctx, "customer:42")
 		require.NoError(t, err)
@@ -322,7 +324,7 @@ func TestIdentifyConcurrently(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
+				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
 				if assert.NoError(t, err) {
 					survivors[i] = snap.Primary.ID
 				}
@@ -343,5 +345,283 @@ func TestIdentifyConcurrently(t *testing.T) {
 			}
 		}
 		assert.Equal(t, uint32(devices*3), views, "no count lost: 2 anonymous + 1 identified view per device")
+	})
+}
+
+// TestUnprovenIdentify: an identify nobody proved (a browser typing an
+// address) keeps its claim on the caller's own profile: it never reads,
+// joins or changes the contact's profile, and it never pre-claims the
+// address, so the owner's later proven identify links as usual.
+func TestUnprovenIdentify(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		victim := profile.NewID()
+		_, err := svc.Record(ctx, victim, nil, []profile.Event{
+			{Type: profile.Identify, Proven: true, Email: "victim@example.nl", Customer: "1001",
+				Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Vera"}}},
+			{Type: profile.PageView, URL: "/sneakers"},
+		}, pol)
+		require.NoError(t, err)
+
+		for _, ev := range []profile.Event{
+			{Type: profile.Identify, Email: "victim@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Mallory"}}},
+			{Type: profile.Identify, Customer: "1001"},
+		} {
+			attacker := profile.NewID()
+			snap, err := svc.Record(ctx, attacker, nil, []profile.Event{ev, {Type: profile.PageView, URL: "/toys"}}, pol)
+			require.NoError(t, err)
+			assert.Equal(t, attacker, snap.Primary.ID, "the caller stays on its own profile")
+			assert.False(t, snap.Primary.Known)
+			assert.Empty(t, snap.Primary.Email)
+			assert.Empty(t, snap.Primary.CustomerID)
+			assert.Empty(t, snap.Primary.Aliases)
+			if ev.Email != "" {
+				assert.Equal(t, "victim@example.nl", snap.Primary.Fields["email"].Value.Str, "the claim is kept as a field of the caller's own profile")
+			} else {
+				assert.Equal(t, "1001", snap.Primary.Fields["customer_id"].Value.Str)
+			}
+		}
+
+		v, err := svc.Load(ctx, victim, pol)
+		require.NoError(t, err)
+		assert.Equal(t, "Vera", v.Primary.Fields["first_name"].Value.Str, "the victim's fields are untouched")
+		assert.Len(t, v.Primary.Behaviour, 1, "nothing of the attacker reached the victim")
+		for _, ref := range []string{"email:victim@example.nl", "customer:1001"} {
+			got, err := svc.Resolve(ctx, ref)
+			require.NoError(t, err)
+			assert.Equal(t, victim, got, "%s still points at the victim", ref)
+		}
+
+		// No pre-claiming: an address claimed without proof by a stranger
+		// is linked normally when its owner proves it later.
+		stranger := profile.NewID()
+		_, err = svc.Record(ctx, stranger, nil, []profile.Event{{Type: profile.Identify, Email: "owner@example.nl"}}, pol)
+		require.NoError(t, err)
+		_, err = svc.Resolve(ctx, "email:owner@example.nl")
+		assert.ErrorIs(t, err, profile.ErrNotFound, "an unproven identify links nothing")
+		owner := profile.NewID()
+		_, err = svc.Record(ctx, owner, nil, []profile.Event{{Type: profile.PageView, URL: "/a"}}, pol)
+		require.NoError(t, err)
+		snap, err := svc.Record(ctx, owner, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "owner@example.nl"}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, owner, snap.Primary.ID)
+		assert.True(t, snap.Primary.Known)
+		got, err := svc.Resolve(ctx, "email:owner@example.nl")
+		require.NoError(t, err)
+		assert.Equal(t, owner, got, "the owner's proven identify links the address to the owner")
+	})
+}
+
+func purchaseCount(p *profile.Profile) uint32 {
+	if p == nil {
+		return 0
+	}
+	for _, c := range p.Behaviour {
+		if c.Type == profile.Purchase && c.Key == (profile.Key{}) {
+			return c.Total
+		}
+	}
+	return 0
+}
+
+func TestImportRoutesByEventTime(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		lastYear := time.Date(2025, 11, 20, 12, 0, 0, 0, time.UTC).Unix()
+		gift := func(order string, ts int64) []profile.Event {
+			return []profile.Event{{Type: profile.Purchase, OrderID: order, TS: ts, Trusted: true,
+				Items: []profile.Item{{SKU: "playmobil", Category: "toys", Gift: true}}}}
+		}
+
+		// Kept long enough, last year's cycle holds the import, and rules
+		// never see it this year.
+		long := policy()
+		long.Seasons[0].RetainDays = 400
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, gift("o-2025", lastYear), long)
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0], "last year's purchase does not show this year's banner")
+		assert.Zero(t, purchaseCount(snap.Primary), "a gift never counts in the primary profile")
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		require.NotZero(t, recs[1].Version, "the import is stored in its season")
+		stored, err := profile.Decode(recs[1].Data)
+		require.NoError(t, err)
+		assert.Equal(t, 2025, stored.Cycle, "in last year's cycle")
+		assert.Equal(t, uint32(1), purchaseCount(stored))
+		loaded, err := svc.Load(ctx, pid, long)
+		require.NoError(t, err)
+		assert.Nil(t, loaded.Seasonal[0])
+
+		// This year's gift starts this year's cycle; an import of last
+		// year sent afterwards never lands in it.
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2026", 0), long)
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, 2026, snap.Seasonal[0].Cycle)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2025b", lastYear), long)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "last year's order is not this year's")
+
+		// With retain_days over, last year's cycle is gone: the import is
+		// remembered (an order id counts once) but shown nowhere.
+		pid = profile.NewID()
+		snap, err = svc.Record(ctx, pid, nil, gift("o-old", lastYear), policy())
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0])
+		recs, err = st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[1].Version, "nothing is stored past its retention")
+		assert.Zero(t, purchaseCount(snap.Primary))
+	})
+}
+
+func TestOrderCountsOnceAcrossSeasons(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pid := profile.NewID()
+		order := []profile.Event{{Type: profile.Purchase, OrderID: "o-1", Items: []profile.Item{
+			{SKU: "playmobil", Category: "toys", Price: 40, Gift: true},
+		}}}
+		snap, err := svc.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+
+		// The same order again on 20 December: the collect window is
+		// closed, so it would go to the primary profile; it counted already.
+		dec20 := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 12, 20, 12, 0, 0, 0, time.UTC) }})
+		snap, err = dec20.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		assert.Zero(t, purchaseCount(snap.Primary), "an order id counts once across primary and seasonal profiles")
+
+		// And the other way round: counted in the primary profile, then
+		// sent again as a gift in the window.
+		pid = profile.NewID()
+		march := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }})
+		_, err = march.Record(ctx, pid, nil, []profile.Event{{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "shoe"}}}}, policy())
+		require.NoError(t, err)
+		snap, err = svc.Record(ctx, pid, nil, []profile.Event{
+			{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "playmobil", Gift: true}}},
+			{Type: profile.Purchase, OrderID: "o-3", Season: "sinterklaas", Items: []profile.Item{{SKU: "lego"}}},
+			{Type: profile.Purchase, OrderID: "o-3", Items: []profile.Item{{SKU: "lego"}}},
+		}, policy())
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Primary))
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "o-3 once, o-2 not again")
+	})
+}
+
+func TestStoredRecordStaysUnder64KB(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pid := profile.NewID()
+		long := func(tag string, n int) string { return (tag + strings.Repeat("x", n))[:n] }
+		decode := func(body string) ([]profile.Event, error) {
+			return profile.DecodeEvents(fastjson.MustParse(body), profile.DecodeOptions{Now: novNow, Seasons: pol.Seasons})
+		}
+		record := func(body string) {
+			t.Helper()
+			evs, err := decode(body)
+			require.NoError(t, err)
+			_, err = svc.Record(ctx, pid, nil, evs, pol)
+			require.NoError(t, err)
+			recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+			require.NoError(t, err)
+			for _, r := range recs {
+				require.Less(t, len(r.Data), profile.MaxRecord, "every stored record stays under 64 KB")
+			}
+		}
+
+		// The finding: list fields of 32 items of 1 KB, 64 of them, is
+		// refused as a whole, naming the bound.
+		var b strings.Builder
+		b.WriteString(`[{"type":"form_submit","form":"f","fields":{`)
+		for i := range profile.MaxFields {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"f` + strconv.Itoa(i) + `":[`)
+			for j := range profile.MaxListItems {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(j), 1024) + `"`)
+			}
+			b.WriteString(`]`)
+		}
+		b.WriteString(`}}]`)
+		_, err := decode(b.String())
+		require.Error(t, err)
+		assert.ErrorIs(t, err, profile.ErrInvalid)
+		assert.Contains(t, err.Error(), "events[0].fields: at most 16384 bytes")
+
+		// The most that is accepted, at every bound: fields up to the
+		// bound of one event, four times over; 512 clicks with 512-byte
+		// URLs and the longest targets; 100 cart lines and 100 orders with
+		// the longest ids; interests and consents to their bounds.
+		for r := range 4 {
+			b.Reset()
+			b.WriteString(`[{"type":"form_submit","form":"` + long("f", 128) + `","fields":{`)
+			for i := range 16 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(r*16+i)+"n", 6) + `":"` + long("v", 1000) + `"`)
+			}
+			b.WriteString(`}}]`)
+			record(b.String())
+		}
+		for r := range 6 {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				n := r*100 + i
+				b.WriteString(`{"type":"click","target":"` + long(strconv.Itoa(n)+"t", 256) + `","url":"/` + long(strconv.Itoa(n)+"u", 600) + `"}`)
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		for _, ev := range []func(i int) string{
+			func(i int) string {
+				return `{"type":"cart_add","sku":"` + long(strconv.Itoa(i)+"s", 128) + `","category":"` + long("c", 64) + `","price":1e9,"quantity":10000}`
+			},
+			func(i int) string {
+				return `{"type":"purchase","order_id":"` + long(strconv.Itoa(i)+"o", 128) + `","items":[{"sku":"` + long(strconv.Itoa(i)+"k", 128) + `","price":1e9}]}`
+			},
+			func(i int) string { return `{"type":"interest","name":"` + long(strconv.Itoa(i)+"i", 64) + `"}` },
+		} {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(ev(i))
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		record(`[{"type":"page_view","url":"/last"}]`)
+
+		snap, err := svc.Load(ctx, pid, pol)
+		require.NoError(t, err)
+		p := snap.Primary
+		last := false
+		for _, c := range p.Behaviour {
+			last = last || c.Key.URL == "/last"
+		}
+		assert.True(t, last, "the newest behaviour is kept")
+		assert.Contains(t, p.Fields, long("63n", 6), "the most recently set field is kept")
+		require.NotEmpty(t, p.Orders)
+		assert.Equal(t, long("99o", 128), p.Orders[len(p.Orders)-1].ID, "the newest order id is kept")
+		assert.Len(t, p.Interests, profile.MaxInterests)
 	})
 }

@@ -32,31 +32,60 @@ func (s *Service) newWork(pid string, base *Snapshot, pol *Policy) *work {
 }
 
 // prof returns the mutable profile at i (0 primary, 1+k season k), decoding
-// it from the base record or starting an empty one. A seasonal record from
-// an earlier cycle starts afresh.
+// it from the base record or starting an empty one. For a season it is the
+// profile of the cycle that is current now (see seasonal).
 func (w *work) prof(i int) *Profile {
-	if p := w.profs[i]; p != nil {
-		return p
-	}
-	var p *Profile
-	if w.base != nil && i < len(w.base.Records) && !w.del[i] {
-		// A record deleted earlier in this batch (consent withdrawn)
-		// starts afresh: nothing of it may come back.
-		p = decodeRecord(w.base.Records[i])
-	}
 	if i == 0 {
+		if p := w.profs[0]; p != nil {
+			return p
+		}
+		p := w.stored(0)
 		if p == nil {
 			p = &Profile{}
 		}
 		p.ID = w.pid
-	} else {
-		s := &w.pol.Seasons[i-1]
-		cycle := s.Cycle(w.now)
-		if p == nil || p.Cycle != cycle {
-			p = &Profile{Season: s.ID, Cycle: cycle}
-		}
-		p.ID = w.pid
+		w.profs[0] = p
+		return p
 	}
+	return w.seasonal(i, w.pol.Seasons[i-1].Cycle(w.now))
+}
+
+// stored decodes the base record at i, or nil. A record deleted earlier
+// in this batch (consent withdrawn) is nil: nothing of it may come back.
+func (w *work) stored(i int) *Profile {
+	if w.base == nil || i >= len(w.base.Records) || w.del[i] {
+		return nil
+	}
+	return decodeRecord(w.base.Records[i])
+}
+
+// seasonal returns the mutable profile of season slot i for cycle. A
+// season keeps one cycle's record: a record from an earlier cycle is
+// replaced by a fresh one. An event of an earlier cycle than the one the
+// record holds gets nil: that cycle's profile is no longer kept (its
+// retain_days ran out, or a newer cycle has taken its place).
+func (w *work) seasonal(i, cycle int) *Profile {
+	s := &w.pol.Seasons[i-1]
+	if !s.End(cycle).Add(s.retain()).After(w.now) {
+		return nil
+	}
+	p := w.profs[i]
+	if p == nil {
+		p = w.stored(i)
+		if p != nil && p.Cycle < cycle {
+			p = nil
+		}
+	}
+	switch {
+	case p == nil:
+		p = &Profile{Season: w.pol.Seasons[i-1].ID, Cycle: cycle}
+	case p.Cycle > cycle:
+		return nil
+	case p.Cycle < cycle:
+		// Only a profile replaced within this batch can be older here.
+		p = &Profile{Season: w.pol.Seasons[i-1].ID, Cycle: cycle}
+	}
+	p.ID = w.pid
 	w.profs[i] = p
 	return p
 }
@@ -82,7 +111,7 @@ func (w *work) apply(ev *Event) {
 		return
 	}
 	t := time.Unix(ts, 0)
-	if ev.Type == Purchase && ev.Season == "" {
+	if ev.Type == Purchase {
 		w.applyPurchase(ev, ts, t)
 		return
 	}
@@ -90,10 +119,12 @@ func (w *work) apply(ev *Event) {
 	if isBehaviour(ev.Type) {
 		idx = route(w.pol, ev, t) + 1
 	}
-	if ev.Type == Identify {
+	if ev.Type == Identify && ev.Proven {
+		// An unproven identify keeps its claim as fields (apply); only a
+		// proven one takes identifiers, and only those linked here.
 		ev = w.identifiers(ev)
 	}
-	w.applyTo(idx, ev, ts)
+	w.applyTo(idx, ev, ts, t)
 	if ev.Type == ConsentEvent {
 		if granted, ok := ev.Purposes["profiling"]; ok && !granted {
 			w.forget()
@@ -103,33 +134,75 @@ func (w *work) apply(ev *Event) {
 
 // applyPurchase routes each order line on its own: the toys bought as
 // Sinterklaas gifts go to the seasonal profile, the shoes bought in the same
-// order to the primary one. Each profile counts the order once.
+// order to the primary one (an explicit season takes the whole order). An
+// order id counts once across the primary and every seasonal profile: the
+// primary profile's order list remembers every order id counted, also when
+// all its lines went to a season, so that the same order sent again after
+// the collect window closed (or after the seasonal profile expired) is
+// still recognised.
 func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) {
+	if w.counted(ev.OrderID) {
+		return
+	}
 	groups := make(map[int][]Item, 2)
 	order := make([]int, 0, 2)
-	for i := range ev.Items {
-		r := routeItem(w.pol, &ev.Items[i], t) + 1
-		if _, ok := groups[r]; !ok {
-			order = append(order, r)
+	if ev.Season != "" {
+		order = append(order, route(w.pol, ev, t)+1)
+		groups[order[0]] = ev.Items
+	} else {
+		for i := range ev.Items {
+			r := routeItem(w.pol, &ev.Items[i], t) + 1
+			if _, ok := groups[r]; !ok {
+				order = append(order, r)
+			}
+			groups[r] = append(groups[r], ev.Items[i])
 		}
-		groups[r] = append(groups[r], ev.Items[i])
 	}
 	for _, r := range order {
 		sub := *ev
 		sub.Items = groups[r]
-		w.applyTo(r, &sub, ts)
+		w.applyTo(r, &sub, ts, t)
+	}
+	if _, ok := groups[0]; !ok {
+		w.prof(0).rememberOrder(Order{ID: ev.OrderID, At: ts})
+		w.dirty[0] = true
 	}
 }
 
-func (w *work) applyTo(idx int, ev *Event, ts int64) {
-	p := w.prof(idx)
-	w.hits = w.hits[:0]
-	if w.pol.Scorer != nil && isBehaviour(ev.Type) {
-		w.hits = w.pol.Scorer.Score(ev, w.hits)
+// counted reports whether the order id was counted already, in the primary
+// profile or in any seasonal record held, whatever its cycle.
+func (w *work) counted(id string) bool {
+	for i := range w.profs {
+		p := w.profs[i]
+		if p == nil {
+			p = w.stored(i)
+		}
+		if p != nil && p.hasOrder(id) {
+			return true
+		}
 	}
-	if p.apply(ev, ts, w.hits) {
-		w.dirty[idx] = true
-		w.del[idx] = false
+	return false
+}
+
+// applyTo applies ev to the profile at idx; for a season, to the profile
+// of the cycle that the event's own time t belongs to. An event of a cycle
+// whose profile is no longer kept changes only the primary's activity.
+func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) {
+	var p *Profile
+	if idx == 0 {
+		p = w.prof(0)
+	} else {
+		p = w.seasonal(idx, w.pol.Seasons[idx-1].Cycle(t))
+	}
+	if p != nil {
+		w.hits = w.hits[:0]
+		if w.pol.Scorer != nil && isBehaviour(ev.Type) {
+			w.hits = w.pol.Scorer.Score(ev, w.hits)
+		}
+		if p.apply(ev, ts, w.hits) {
+			w.dirty[idx] = true
+			w.del[idx] = false
+		}
 	}
 	if idx != 0 && isBehaviour(ev.Type) {
 		// Activity keeps the primary profile alive and counts visits,
@@ -188,7 +261,7 @@ func (w *work) merge(from *frozen) {
 				continue
 			}
 			sw := w.prof(i + 1)
-			if sw.Cycle != sp.Cycle {
+			if sw == nil || sw.Cycle != sp.Cycle {
 				continue
 			}
 			sw.Merge(sp)
@@ -246,7 +319,7 @@ func (w *work) writes() []Write {
 			continue
 		}
 		p := w.profs[i]
-		wr.Data = Encode(nil, p)
+		wr.Data = encodeBounded(p)
 		wr.TTL = w.ttl(i, p)
 		if i == 0 {
 			wr.Links = linkKeys(p)
@@ -267,8 +340,7 @@ func (w *work) ttl(i int, p *Profile) time.Duration {
 		return anonTTL(w.pol)
 	}
 	s := &w.pol.Seasons[i-1]
-	retain := time.Duration(max(s.RetainDays, 1)) * 24 * time.Hour
-	d := s.End(p.Cycle).Add(retain).Sub(w.now)
+	d := s.End(p.Cycle).Add(s.retain()).Sub(w.now)
 	// A seasonal record never outlives its primary one: an expired visitor
 	// leaves nothing behind.
 	return min(max(d, time.Hour), w.ttl(0, w.prof(0)))
@@ -319,7 +391,11 @@ func (w *work) result(writes []Write) *Snapshot {
 		switch {
 		case w.del[i]:
 		case w.profs[i] != nil:
-			snap.Seasonal[i-1] = w.profs[i]
+			// Only the current cycle's profile is visible (an imported
+			// event may have written an earlier cycle's record).
+			if w.profs[i].Cycle == w.pol.Seasons[i-1].Cycle(w.now) {
+				snap.Seasonal[i-1] = w.profs[i]
+			}
 		case w.base != nil:
 			snap.Seasonal[i-1] = w.base.Seasonal[i-1]
 		}

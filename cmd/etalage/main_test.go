@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -39,10 +40,56 @@ func TestRunUsageErrors(t *testing.T) {
 			var out, errb bytes.Buffer
 			err := run(context.Background(), tt.args, &out, &errb)
 			require.Error(t, err)
+			if len(tt.args) > 0 {
+				assert.NotContains(t, errb.String(), "Usage of", "no list of every flag after a mistake")
+			}
 			assert.True(t, errors.Is(err, errUsage), "%v is a usage error", err)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.Equal(t, 2, exitCode(err, &errb))
 			assert.NotContains(t, strings.TrimSpace(err.Error()), "\n", "one line")
+		})
+	}
+}
+
+func TestUsageListsEverySubcommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), nil, &out, &errb)
+	assert.Equal(t, 2, exitCode(err, &bytes.Buffer{}))
+	for _, sub := range []string{"serve", "check", "apply", "health"} {
+		assert.Contains(t, errb.String(), "etalage "+sub)
+	}
+}
+
+func TestCheckReportsLinesAndWarnings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(doc), 0o600))
+		return p
+	}
+	tests := []struct {
+		name, doc string
+		code      int
+		want      []string
+		not       []string
+	}{
+		{"syntax", "segments:\n  - id: a\n\t  rule: x\n", 1, []string{"syntax.yaml:2: not valid YAML"}, []string{": :"}},
+		{"negative", "segments:\n  - id: a\n    rule: {event: purchase, count: {gte: -1}}\n", 1, []string{"negative.yaml:3: segments[0].rule.count.gte: a count is never negative"}, nil},
+		{"typo", "fields: [{name: shoe_size, type: number}]\nsegments:\n  - id: a\n    rule: {field: profile.shoe_sise, eq: 45}\n", 0,
+			[]string{"typo.yaml:4: warning: segments[0].rule.field: profile.shoe_sise", "did you mean profile.shoe_size?", "ok, with 1 warning(s)"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := write(tt.name+".yaml", tt.doc)
+			var out, errb bytes.Buffer
+			err := run(context.Background(), []string{"check", file}, &out, &errb)
+			assert.Equal(t, tt.code, exitCode(err, &errb), out.String())
+			for _, w := range tt.want {
+				assert.Contains(t, out.String(), w)
+			}
+			for _, w := range tt.not {
+				assert.NotContains(t, out.String(), w)
+			}
 		})
 	}
 }
@@ -142,4 +189,43 @@ func TestServeInProcess(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "cookie-secret"))
 	assert.NoError(t, err, "the cookie secret is kept in the data directory")
 	require.NoError(t, m.Close())
+}
+
+// TestGeneratedAdminTokenNeverLogged: without --admin-token the generated
+// token is kept in a 0600 file in the data directory, never in the logs;
+// with no data directory and no terminal the flag is required.
+func TestGeneratedAdminTokenNeverLogged(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	m := NewMain(os.Stdout, &logs)
+	require.NoError(t, m.Run(context.Background(), []string{
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "embedded:" + dir, "--log-format", "json",
+	}))
+	defer m.Close()
+	path := filepath.Join(dir, "admin-token")
+	st, err := os.Stat(path)
+	require.NoError(t, err, "the generated token is kept in the data directory")
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	tok := strings.TrimSpace(string(raw))
+	require.GreaterOrEqual(t, len(tok), 32)
+	assert.NotContains(t, logs.String(), tok, "the token never reaches the logs")
+	assert.Contains(t, logs.String(), path, "the log says where it is")
+
+	req, _ := http.NewRequest("GET", "http://"+m.AdminAddr+"/admin/v1/definitions", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode, "the kept token opens the admin API")
+	require.NoError(t, m.Close())
+
+	addr := redistest.Server(t)
+	var errb bytes.Buffer
+	m = NewMain(os.Stdout, &errb)
+	err = m.Run(context.Background(), []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "redis://" + addr + "/0", "--secret", "main-test-secret-0123456789"})
+	require.Error(t, err, "no data directory, no terminal: --admin-token is required")
+	assert.Contains(t, err.Error(), "--admin-token")
+	m.Close()
 }
