@@ -28,6 +28,11 @@ import (
 //     survivor, so that a browser still holding the old cookie value ends
 //     up in the survivor; erasure removes it with the survivor.
 
+// linkGrace is how long a new link lives before the write of its record
+// gives it the record's expiry: a link whose record was never written
+// (the write failed, the node died) ends on its own soon after.
+const linkGrace = time.Minute
+
 // forwardMark starts a forward record: forwardMark, the surviving profile
 // id, then, until the merge is finished, the merged profile's own record.
 const forwardMark = 0xF0
@@ -169,7 +174,7 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 				continue
 			}
 			if owners[i] == "" {
-				got, err := s.store.Link(ctx, k, target, knownTTL(pol))
+				got, err := s.store.Link(ctx, k, target, min(linkGrace, knownTTL(pol)))
 				if err != nil {
 					s.unlinkAll(id)
 					return nil, fmt.Errorf("identify: %w", err)

@@ -360,7 +360,7 @@ func (s *Service) Contact(ctx context.Context, ref string, pol *Policy) (string,
 		return "", fmt.Errorf("resolve contact: %w", err)
 	}
 	pid = NewID()
-	got, err := s.store.Link(ctx, key, pid, knownTTL(pol))
+	got, err := s.store.Link(ctx, key, pid, min(linkGrace, knownTTL(pol)))
 	if err != nil {
 		return "", fmt.Errorf("link contact: %w", err)
 	}
@@ -371,7 +371,7 @@ func (s *Service) Contact(ctx context.Context, ref string, pol *Policy) (string,
 	// events racing in for the same new contact (which found the link
 	// first) and this write both land, in either order.
 	id := &identity{target: pid, created: []string{key}}
-	ev := Event{Type: Identify, Trusted: true}
+	ev := Event{Type: Identify, Trusted: true, Proven: true}
 	kind, val, _ := cutRef(ref)
 	if kind == "email" {
 		ev.Email, _ = NormaliseEmail(val)
