@@ -65,7 +65,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs} {
+		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs}, triggerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
