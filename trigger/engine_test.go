@@ -127,7 +127,7 @@ func (h *harness) start() {
 func (h *harness) contact(email string) string {
 	h.t.Helper()
 	pid := profile.NewID()
-	h.record(pid, profile.Event{Type: profile.Identify, Email: email, Trusted: true, Fields: map[string]profile.Value{
+	h.record(pid, profile.Event{Type: profile.Identify, Email: email, Trusted: true, Proven: true, Fields: map[string]profile.Value{
 		"first_name": {Kind: profile.KindString, Str: "Sam"},
 	}})
 	return pid
