@@ -462,4 +462,6 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 	t.Run("Ping", func(t *testing.T) {
 		require.NoError(t, open(t).Ping(ctx))
 	})
+
+	runTrigger(t, open)
 }
