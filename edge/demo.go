@@ -87,10 +87,15 @@ func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 	in.Context = r.ctx
 	slots := strings.Split(string(ctx.QueryArgs().Peek("slots")), ",")
 	if len(slots) == 1 && slots[0] == "" {
-		slots = []string{"home-hero", "banner-top", "home-picks"}
+		slots = []string{"greeting", "banner-top", "home-hero", "home-picks", "home-cart", "home-newsletter"}
 	}
 	out := s.explain(d, &in, pid, slots)
 	out["profile"] = prof
+	// What the demo page tells its visitor about how the service sees it:
+	// a browser taken for a bot gets no cookie and nothing is remembered,
+	// and one whose cookie does not come back starts over on every page.
+	out["cookie"] = ok
+	out["bot"] = in.Context.Bot
 	s.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 

@@ -48,3 +48,28 @@ func TestPreviewRendersTheVisitorsHomepage(t *testing.T) {
 	r = h.adminCall(t, "GET", "/admin/v1/preview/demo/?visitor=email:nobody@example.nl", "")
 	assert.Equal(t, 404, r.status)
 }
+
+func TestDemoMeSaysHowTheServiceSeesTheBrowser(t *testing.T) {
+	h := newHarness(t, nil)
+	me := call(t, h.public, "GET", "/demo/api/me", "", map[string]string{"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0 Safari/537.36"})
+	require.Equal(t, 200, me.status, string(me.body))
+	assert.Equal(t, true, me.json(t)["bot"], "headless Chromium is taken for a bot, and the demo says so")
+	assert.Equal(t, false, me.json(t)["cookie"])
+
+	d := h.decide(t, "", `{"slots":["home-hero"]}`)
+	me = call(t, h.public, "GET", "/demo/api/me", "", map[string]string{"Cookie": "etl=" + string(d.cookie.Value())})
+	assert.Equal(t, false, me.json(t)["bot"])
+	assert.Equal(t, true, me.json(t)["cookie"])
+	assert.NotEmpty(t, me.json(t)["words"], "the why panel in words")
+}
+
+func TestDemoPageViewsCarryCategory(t *testing.T) {
+	h := newHarness(t, nil)
+	// Three toy page views in November go to the Sinterklaas profile; the
+	// demo's toy fans count them there too.
+	d := h.decide(t, "", `{"slots":["home-hero"],"events":[{"type":"page_view","url":"/demo/c/toys","category":"toys"},{"type":"page_view","url":"/demo/p/board-game","category":"toys","sku":"board-game"},{"type":"page_view","url":"/demo/c/toys","category":"toys"}]}`)
+	require.Equal(t, 200, d.status, string(d.body))
+	segs := d.json(t)["segments"].([]any)
+	assert.Contains(t, segs, "toy-fans")
+	assert.Contains(t, segs, "sint-browsers")
+}

@@ -75,7 +75,7 @@ func (p *Profile) touch(ts int64) {
 func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
 	switch ev.Type {
 	case PageView:
-		p.count(PageView, Key{URL: ev.URL, Category: ev.Category}, ts, 1)
+		p.count(PageView, Key{URL: ev.URL, Category: ev.Category, SKU: ev.SKU}, ts, 1)
 	case Click:
 		p.count(Click, Key{URL: ev.URL, Target: ev.Target}, ts, 1)
 	case CartAdd:

@@ -52,7 +52,7 @@ var standardKinds = map[string]Kind{
 // eventKeys lists the properties each event type accepts besides type,
 // season and ts. Anything else is an error: a typo must not be silently lost.
 var eventKeys = [...][]string{
-	PageView:      {"url", "category"},
+	PageView:      {"url", "category", "sku"},
 	Click:         {"target", "url"},
 	CartAdd:       {"sku", "category", "price", "quantity", "gift"},
 	CartRemove:    {"sku", "quantity"},
@@ -158,7 +158,10 @@ func (d *eventDecoder) decode(v *fastjson.Value, ev *Event) error {
 		if ev.URL, err = d.url(obj, "url", true); err != nil {
 			return err
 		}
-		ev.Category, err = d.optString(obj, "category", maxName)
+		if ev.Category, err = d.optString(obj, "category", maxName); err != nil {
+			return err
+		}
+		ev.SKU, err = d.optString(obj, "sku", maxName*2)
 	case Click:
 		if ev.Target, err = d.reqString(obj, "target", maxName*4); err != nil {
 			return err

@@ -105,8 +105,8 @@ func TestWords(t *testing.T) {
   - id: fans
     rule: {interest: sneakers}
 blocks:
-  - {id: welcome, slot: hero, html: hi}
-  - {id: fan-hero, slot: hero, segment: fans, priority: 10, html: hi}
+  - {id: welcome, slot: hero, html: "<h2>Welkom</h2>"}
+  - {id: fan-hero, slot: hero, segment: fans, priority: 10, html: "<h2>Nieuwe sneakers</h2><p>voor {{ .profile.first_name }}</p>"}
   - {id: other, slot: side, segment: fans, html: x}
 `))
 	require.NoError(t, err)
@@ -114,7 +114,8 @@ blocks:
 	in := &Input{Profile: p, Now: testNow}
 	words := set.Words(set.Explain(in, []string{"hero", "side", "none"}))
 	require.Len(t, words, 3)
-	assert.Contains(t, words[0], "In hero you see “fan-hero” because you are in segment fans")
-	assert.Contains(t, words[0], "“welcome” lost on priority (0 against 10)")
+	assert.Contains(t, words[0], "In hero you see “Nieuwe sneakers voor …” (fan-hero) because you are in segment fans")
+	assert.Contains(t, words[0], "“Welkom” (welcome) lost on priority (0 against 10)")
+	assert.Contains(t, words[1], "“x” (other) because")
 	assert.Contains(t, words[2], "Nothing from etalage in none")
 }

@@ -14,9 +14,14 @@ func (s *Set) Words(ex *Explanation) []string {
 		segs[t.ID] = t
 	}
 	blockSeg := map[string]string{}
+	title := map[string]string{}
 	for _, bs := range s.slots {
 		for _, b := range bs {
 			blockSeg[b.ID] = b.Segment
+			title[b.ID] = "“" + b.ID + "”"
+			if t := b.title(); t != "" {
+				title[b.ID] = "“" + t + "” (" + b.ID + ")"
+			}
 		}
 	}
 	out := make([]string, 0, len(ex.Slots))
@@ -36,7 +41,7 @@ func (s *Set) Words(ex *Explanation) []string {
 				win = c
 			}
 		}
-		b.WriteString("In " + sl.Slot + " you see “" + sl.Winner + "”")
+		b.WriteString("In " + sl.Slot + " you see " + title[sl.Winner])
 		if seg := blockSeg[sl.Winner]; seg != "" {
 			b.WriteString(" because you are in segment " + seg)
 			if t, ok := segs[seg]; ok && t.Reason != "" {
@@ -52,9 +57,9 @@ func (s *Set) Words(ex *Explanation) []string {
 			}
 			switch {
 			case c.Eligible:
-				lost = append(lost, "“"+c.ID+"” lost on priority ("+strconv.Itoa(c.Priority)+" against "+strconv.Itoa(win.Priority)+")")
+				lost = append(lost, title[c.ID]+" lost on priority ("+strconv.Itoa(c.Priority)+" against "+strconv.Itoa(win.Priority)+")")
 			case c.Reason != "":
-				lost = append(lost, "“"+c.ID+"” is not for you: "+c.Reason)
+				lost = append(lost, title[c.ID]+" is not for you: "+c.Reason)
 			}
 		}
 		if len(lost) > 0 {
@@ -63,4 +68,36 @@ func (s *Set) Words(ex *Explanation) []string {
 		out = append(out, b.String()+".")
 	}
 	return out
+}
+
+// title is the start of a block's html as text (tags dropped, up to the
+// first profile value), for sentences about it; "" for a data-only block.
+func (b *Block) title() string {
+	var sb strings.Builder
+	for _, p := range b.x.tmpl {
+		if p.field != nil {
+			sb.WriteString("…")
+			break
+		}
+		sb.WriteString(p.lit)
+	}
+	text, inTag := make([]rune, 0, 48), false
+	for _, r := range sb.String() {
+		switch {
+		case r == '<':
+			inTag = true
+			if len(text) > 0 && text[len(text)-1] != ' ' {
+				text = append(text, ' ')
+			}
+		case r == '>':
+			inTag = false
+		case !inTag:
+			text = append(text, r)
+		}
+	}
+	t := strings.Join(strings.Fields(string(text)), " ")
+	if r := []rune(t); len(r) > 48 {
+		t = string(r[:47]) + "…"
+	}
+	return t
 }

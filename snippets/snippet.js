@@ -91,6 +91,18 @@
     flush: flush
   };
 
+  // pageView describes this page: its path, and the category and product
+  // the shop marks with data-etalage-category / data-etalage-sku on any
+  // element (the first one found), so that rules can count category
+  // and product views.
+  function pageView() {
+    var pv = { type: 'page_view', url: location.pathname };
+    var c = d.querySelector('[data-etalage-category]'), p = d.querySelector('[data-etalage-sku]');
+    if (c && c.getAttribute('data-etalage-category')) pv.category = c.getAttribute('data-etalage-category');
+    if (p && p.getAttribute('data-etalage-sku')) pv.sku = p.getAttribute('data-etalage-sku');
+    return pv;
+  }
+
   function decide() {
     var only = attr('slots'), els = d.querySelectorAll('[data-etalage-slot]'), slots = [], byslot = {};
     for (var i = 0; i < els.length; i++) {
@@ -100,7 +112,7 @@
       byslot[s].push(els[i]);
     }
     var queued = load();
-    var evs = (consented() ? [{ type: 'page_view', url: location.pathname }] : []).concat(strip(queued));
+    var evs = (consented() ? [pageView()] : []).concat(strip(queued));
     var late = false;
     var t = setTimeout(function () { late = true; }, timeout);
     return post('/v1/decide', {
@@ -112,7 +124,7 @@
       return r.json();
     }).then(function (res) {
       clearTimeout(t);
-      if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
+      if (!res.degraded) take(queued); else { var pv = pageView(); pv._id = 'pv' + Date.now(); enqueue([pv]); retry(backoff); }
       swap(res.blocks || {}, byslot, late);
       return res;
     }).catch(function () { clearTimeout(t); schedule(); return null; });

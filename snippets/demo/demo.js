@@ -1,16 +1,57 @@
-// Demo shop helpers: buttons call the snippet's API; the side panel shows
-// what etalage knows about this browser (GET /demo/api/me).
+// The demo shop's own script: what a shop writes around the snippet. It
+// renders data-only blocks itself (the "Voor jou" picks name products in
+// their data), wires the buttons to the snippet's API, and shows what
+// etalage knows about this browser, in words (GET /demo/api/me, demo only).
 window.etalage = window.etalage || [];
 function call() { var a = [].slice.call(arguments); if (window.etalage.ready) window.etalage[a[0]].apply(window.etalage, a.slice(1)); else window.etalage.push(a); }
+
+var catalogue = fetch('/demo/products.json').then(function (r) { return r.json(); }).then(function (list) {
+  var by = {}; list.forEach(function (p) { by[p.sku] = p; }); return by;
+});
+
+// A block's data is the shop's to draw: {skus: [...]} as product cards,
+// {image: url} as an image under the block's html.
+document.addEventListener('etalage:block', function (ev) {
+  var slot = ev.target, data = ev.detail.data;
+  if (!data) return;
+  if (data.image) {
+    var img = document.createElement('img');
+    img.src = data.image; img.alt = ''; img.className = 'data-image';
+    slot.appendChild(img);
+  }
+  if (data.skus) {
+    catalogue.then(function (by) {
+      var grid = document.createElement('div');
+      grid.className = 'grid';
+      data.skus.forEach(function (sku) {
+        var p = by[sku]; if (!p) return;
+        var card = document.createElement('div'); card.className = 'card';
+        var a = document.createElement('a'); a.href = '/demo/p/' + p.sku;
+        var im = document.createElement('img'); im.src = p.image; im.alt = ''; im.width = 300; im.height = 240;
+        var name = document.createElement('span'); name.className = 'name'; name.textContent = p.name;
+        a.appendChild(im); a.appendChild(name);
+        var price = document.createElement('span'); price.className = 'price'; price.textContent = '€ ' + p.price.toFixed(2);
+        card.appendChild(a); card.appendChild(price);
+        grid.appendChild(card);
+      });
+      // A data-only block has no html: its cards replace the default.
+      if (ev.detail.html == null && !slot.getAttribute('data-demo-drawn')) slot.textContent = '';
+      slot.setAttribute('data-demo-drawn', ev.detail.id);
+      slot.appendChild(grid);
+    });
+  }
+});
+
+function note(t) { var n = document.getElementById('note'); if (n) n.textContent = t; setTimeout(refresh, 400); }
+function giftChecked() { var g = document.getElementById('gift'); return !!(g && g.checked); }
+
 function addToCart(sku, category, price) {
-  var gift = document.getElementById('gift');
-  call('track', 'cart_add', { sku: sku, category: category, price: price, gift: !!(gift && gift.checked) });
-  note('Added ' + sku + ' to the cart');
+  call('track', 'cart_add', { sku: sku, category: category, price: price, gift: giftChecked() });
+  note('In je mandje: ' + sku + (giftChecked() ? ' (cadeau)' : ''));
 }
 function buy(sku, category, price) {
-  var gift = document.getElementById('gift');
-  call('track', 'purchase', { order_id: 'demo-' + Date.now(), items: [{ sku: sku, category: category, price: price, gift: !!(gift && gift.checked) }] });
-  note('Bought ' + sku);
+  call('track', 'purchase', { order_id: 'demo-' + Date.now(), items: [{ sku: sku, category: category, price: price, gift: giftChecked() }] });
+  note('Gekocht: ' + sku + (giftChecked() ? ' (cadeau)' : ''));
 }
 // signIn stands for a shop's login: the shop backend (here the demo-only
 // /demo/api/token, which signs example addresses only) issues an identity
@@ -19,20 +60,97 @@ function signIn(form) {
   var email = form.email.value, fields = form.first_name.value ? { first_name: form.first_name.value } : undefined;
   fetch('/demo/api/token', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: email }) })
     .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error ? j.error.message : 'sign-in failed'); return j.token; }); })
-    .then(function (token) { call('identify', email, fields, token); note('Signed in as ' + email); })
+    .then(function (token) { call('identify', email, fields, token); note('Ingelogd als ' + email); })
     .catch(function (e) { note(String(e.message || e)); });
   return false;
 }
-function logout() { window.etalage.reset().then(function () { note('Logged out: a new visitor'); refresh(); }); }
-function consent(on) { call('consent', { profiling: on }); note(on ? 'Consent given' : 'Consent withdrawn'); }
-function note(t) { var n = document.getElementById('note'); if (n) n.textContent = t; setTimeout(refresh, 300); }
-function refresh() {
-  var el = document.getElementById('me');
-  if (!el) return;
-  var flush = window.etalage.flush ? window.etalage.flush() : Promise.resolve();
-  flush.then(function () { return fetch('/demo/api/me', { credentials: 'include' }); })
-    .then(function (r) { return r.json(); })
-    .then(function (j) { el.textContent = JSON.stringify(j, null, 2); })
-    .catch(function (e) { el.textContent = String(e); });
+function logout() { window.etalage.reset().then(function () { note('Uitgelogd: een nieuwe bezoeker'); }); }
+function consent(on) { call('consent', { profiling: on }); note(on ? 'Personalisatie staat aan' : 'Personalisatie staat uit: je gedrag is gewist'); }
+
+// The cart lives in the visitor's profile (gifts in season in the seasonal
+// one): read it back from /demo/api/me.
+function cartItems(me) {
+  var p = (me && me.profile) || {}, items = (p.primary && p.primary.cart.items) || [];
+  for (var s in p.seasonal || {}) items = items.concat(p.seasonal[s].cart.items || []);
+  return items;
 }
+
+var last = null;
+function refresh() {
+  var flush = window.etalage.flush ? window.etalage.flush() : Promise.resolve();
+  return flush.then(function () { return fetch('/demo/api/me', { credentials: 'include' }); })
+    .then(function (r) { return r.json(); })
+    .then(function (me) { last = me; show(me); return me; })
+    .catch(function (e) { var el = document.getElementById('me'); if (el) el.textContent = String(e); });
+}
+
+function show(me) {
+  var notice = document.getElementById('notice');
+  if (notice) {
+    if (me.bot) {
+      notice.textContent = 'etalage takes this browser for a bot (its user agent says so: headless browsers and crawlers do). It still gets decisions, but no cookie is set and nothing you do here is remembered. Open the demo in an ordinary browser to see it change.';
+      notice.hidden = false;
+    } else if (!me.cookie) {
+      notice.textContent = 'The etalage cookie did not come back: this browser blocks cookies for this site, or consent is required and not given. Every page starts as a new visitor and nothing is remembered.';
+      notice.hidden = false;
+    } else notice.hidden = true;
+  }
+  var count = document.getElementById('cart-count');
+  if (count) count.textContent = String(cartItems(me).reduce(function (n, it) { return n + (it.quantity || 1); }, 0));
+  var why = document.getElementById('why');
+  if (why) {
+    why.textContent = '';
+    (me.words || []).forEach(function (w) { var li = document.createElement('li'); li.textContent = w; why.appendChild(li); });
+  }
+  var segs = document.getElementById('segments');
+  if (segs) segs.textContent = 'Segments: ' + ((me.decision && me.decision.segments.length) ? me.decision.segments.join(', ') : 'none yet');
+  var pre = document.getElementById('me');
+  if (pre) pre.textContent = JSON.stringify(me, null, 2);
+  var ul = document.getElementById('cart-items');
+  if (ul) {
+    var items = cartItems(me);
+    ul.textContent = '';
+    if (!items.length) { var li = document.createElement('li'); li.textContent = 'Je mandje is leeg.'; ul.appendChild(li); }
+    items.forEach(function (it) { var li = document.createElement('li'); li.textContent = it.quantity + ' × ' + it.sku + ' (€ ' + it.price + ')' + (it.gift ? ' – cadeau' : ''); ul.appendChild(li); });
+  }
+}
+
+function checkout() {
+  var items = cartItems(last);
+  if (!items.length) return note('Je mandje is leeg');
+  var gift = giftChecked();
+  call('track', 'purchase', { order_id: 'demo-' + Date.now(), items: items.map(function (it) { return { sku: it.sku, category: it.category, price: it.price, quantity: it.quantity, gift: gift || it.gift }; }) });
+  note('Besteld, bedankt!');
+}
+
+function on(id, type, fn) { var el = document.getElementById(id); if (el) el.addEventListener(type, fn); }
+document.addEventListener('DOMContentLoaded', function () {
+  on('add', 'click', function () { addToCart(this.dataset.sku, this.dataset.category, +this.dataset.price); });
+  on('buy', 'click', function () { buy(this.dataset.sku, this.dataset.category, +this.dataset.price); });
+  on('checkout', 'click', checkout);
+  on('newsletter', 'submit', function (ev) {
+    ev.preventDefault();
+    var name = this.first_name.value.trim(), fields = { newsletter: true };
+    if (name) fields.first_name = name;
+    call('track', 'form_submit', { form: 'newsletter', fields: fields });
+    note('Aangemeld voor de nieuwsbrief. Ververs de pagina of kijk hieronder waarom.');
+  });
+  on('login-form', 'submit', function (ev) { ev.preventDefault(); signIn(this); });
+  on('prefs-form', 'submit', function (ev) {
+    ev.preventDefault();
+    var fields = {}, size = this.shoe_size.value, brands = [].slice.call(this.querySelectorAll('input[name=brand]:checked')).map(function (b) { return b.value; });
+    if (size) fields.shoe_size = +size;
+    if (brands.length) fields.favourite_brands = brands;
+    call('track', 'form_submit', { form: 'preferences', fields: fields });
+    note('Voorkeuren bewaard');
+  });
+  on('consent-on', 'click', function () { consent(true); });
+  on('consent-off', 'click', function () { consent(false); });
+  on('logout', 'click', logout);
+  var mail = document.body.getAttribute('data-demo-mail');
+  if (mail) {
+    call('track', 'email_open', { campaign: mail });
+    on('mail-link', 'click', function () { call('track', 'email_click', { campaign: mail, url: this.getAttribute('href') }); });
+  }
+});
 window.addEventListener('load', function () { (window.etalage.ready || Promise.resolve()).then(refresh); });
