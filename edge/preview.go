@@ -128,7 +128,7 @@ func (s *Server) servePreview(ctx *fasthttp.RequestCtx, rest string) {
 		if c.HTML != nil {
 			inner = append(inner, c.HTML...)
 		}
-		inner = append(inner, renderData(c.Block.Data, cat)...)
+		inner = append(renderData(c.Block.Data, cat), inner...)
 		fill[c.Slot] = append([]byte(`<!-- block `+html.EscapeString(c.Block.ID)+` -->`), inner...)
 	}
 	page := scriptTag.ReplaceAll(b, nil)
@@ -157,6 +157,9 @@ func renderData(data []byte, cat map[string]demoProduct) []byte {
 		return nil
 	}
 	var b strings.Builder
+	if v.Image != "" && strings.HasPrefix(v.Image, "/demo/") {
+		b.WriteString(`<img class="data-image" src="` + html.EscapeString(v.Image) + `" alt="">`)
+	}
 	if len(v.SKUs) > 0 {
 		b.WriteString(`<div class="grid picks">`)
 		for _, sku := range v.SKUs {

@@ -114,7 +114,7 @@ blocks:
 	in := &Input{Profile: p, Now: testNow}
 	words := set.Words(set.Explain(in, []string{"hero", "side", "none"}))
 	require.Len(t, words, 3)
-	assert.Contains(t, words[0], "In hero you see “Nieuwe sneakers voor …” (fan-hero) because you are in segment fans")
+	assert.Contains(t, words[0], "In hero you see “Nieuwe sneakers” (fan-hero) because you are in segment fans")
 	assert.Contains(t, words[0], "“Welkom” (welcome) lost on priority (0 against 10)")
 	assert.Contains(t, words[1], "“x” (other) because")
 	assert.Contains(t, words[2], "Nothing from etalage in none")

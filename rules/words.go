@@ -70,8 +70,9 @@ func (s *Set) Words(ex *Explanation) []string {
 	return out
 }
 
-// title is the start of a block's html as text (tags dropped, up to the
-// first profile value), for sentences about it; "" for a data-only block.
+// title is the first text of a block's html (its heading, say; tags
+// dropped, "…" where a profile value stands), for sentences about it; ""
+// for a data-only block.
 func (b *Block) title() string {
 	var sb strings.Builder
 	for _, p := range b.x.tmpl {
@@ -83,15 +84,18 @@ func (b *Block) title() string {
 	}
 	text, inTag := make([]rune, 0, 48), false
 	for _, r := range sb.String() {
-		switch {
-		case r == '<':
-			inTag = true
-			if len(text) > 0 && text[len(text)-1] != ' ' {
-				text = append(text, ' ')
+		if r == '<' {
+			if strings.TrimSpace(string(text)) != "" {
+				break // the first element's text is the title
 			}
-		case r == '>':
+			inTag = true
+			continue
+		}
+		if r == '>' {
 			inTag = false
-		case !inTag:
+			continue
+		}
+		if !inTag {
 			text = append(text, r)
 		}
 	}

@@ -11,12 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etalage/etalage/console"
 	"github.com/etalage/etalage/edge"
 	"github.com/etalage/etalage/profile/embeddedstore"
 	"github.com/stretchr/testify/require"
 )
 
-// TestBrowser runs the snippet's browser tests (snippets/test/*.test.mjs)
+// TestBrowser runs the snippet's, the demo's and the console's browser
+// tests (snippets/test/*.test.mjs)
 // in Debian's headless Chromium against a real etalage on local TCP ports.
 // Missing node, npm packages or chromium fail the test; nothing is skipped.
 func TestBrowser(t *testing.T) {
@@ -46,6 +48,7 @@ func TestBrowser(t *testing.T) {
 	srv, err := edge.New(context.Background(), st, edge.Config{
 		Secrets:      [][]byte{[]byte("browser-test-secret-0123456789")},
 		AdminToken:   "browser-test-token",
+		AdminWrap:    console.New(console.Config{SignInToken: "browser-test-token", APIToken: "browser-test-token"}).Wrap,
 		CookieSecure: false,
 		Demo:         true,
 		Now:          func() time.Time { return now },
@@ -68,9 +71,11 @@ func TestBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=1", "browser.test.mjs")
+	// The demo's tests run first: the console's apply definitions.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=1", "browser.test.mjs", "console.test.mjs")
 	cmd.Dir = "test"
-	cmd.Env = append(os.Environ(), "ETALAGE_URL=http://"+pub.Addr().String(), "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "ETALAGE_URL=http://"+pub.Addr().String(), "ETALAGE_ADMIN_URL=http://"+adm.Addr().String(),
+		"ETALAGE_ADMIN_TOKEN=browser-test-token", "CHROMIUM="+chromium)
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser tests:\n%s", out)
 	if err != nil {

@@ -17,7 +17,7 @@ document.addEventListener('etalage:block', function (ev) {
   if (data.image) {
     var img = document.createElement('img');
     img.src = data.image; img.alt = ''; img.className = 'data-image';
-    slot.appendChild(img);
+    slot.insertBefore(img, slot.firstChild);
   }
   if (data.skus) {
     catalogue.then(function (by) {
