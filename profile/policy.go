@@ -24,4 +24,5 @@ type Policy struct {
 	ConsentNeeded bool            // --consent required: no behaviour before "profiling" consent
 	AnonymousTTL  time.Duration   // default 90 days of inactivity
 	KnownTTL      time.Duration   // default 400 days of inactivity
+	Goals         Goals           // experiments' and the holdout's goals; may be nil
 }

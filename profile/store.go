@@ -33,6 +33,10 @@ type Write struct {
 	Version uint64
 	Data    []byte
 	TTL     time.Duration
+	// Tallies are counter increments applied in the same atomic step as
+	// the records, only when the write applies (experiment exposures and
+	// conversions). A store applies the tallies of every write of a Put.
+	Tallies []Tally
 }
 
 // Store keeps profile records, identity links and the definitions document.
@@ -67,6 +71,11 @@ type Store interface {
 	Revision(ctx context.Context) (int64, error)
 	// PutDefinitions stores doc as the next revision and returns it.
 	PutDefinitions(ctx context.Context, doc []byte) (int64, error)
+
+	// Tallies returns the counters of the counter set name (written by
+	// Write.Tallies), summed over however the store shards them; an
+	// unknown name has no counters.
+	Tallies(ctx context.Context, name string) (map[string]int64, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

@@ -15,6 +15,9 @@ type work struct {
 	dirty []bool
 	del   []bool
 	hits  []ScoreHit
+	// tallies count the exposures and conversions this work records; they
+	// go with the primary record's write.
+	tallies []Tally
 }
 
 func (s *Service) newWork(pid string, base *Snapshot, pol *Policy) *work {
@@ -73,14 +76,18 @@ func (w *work) apply(ev *Event) {
 	}
 	t := time.Unix(ts, 0)
 	if ev.Type == Purchase && ev.Season == "" {
-		w.applyPurchase(ev, ts, t)
+		if w.applyPurchase(ev, ts, t) {
+			w.convert(ev, ts)
+		}
 		return
 	}
 	idx := 0
 	if isBehaviour(ev.Type) {
 		idx = route(w.pol, ev, t) + 1
 	}
-	w.applyTo(idx, ev, ts)
+	if w.applyTo(idx, ev, ts) && isBehaviour(ev.Type) {
+		w.convert(ev, ts)
+	}
 	if ev.Type == ConsentEvent {
 		if granted, ok := ev.Purposes["profiling"]; ok && !granted {
 			w.forget()
@@ -91,7 +98,7 @@ func (w *work) apply(ev *Event) {
 // applyPurchase routes each order line on its own: the toys bought as
 // Sinterklaas gifts go to the seasonal profile, the shoes bought in the same
 // order to the primary one. Each profile counts the order once.
-func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) {
+func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) bool {
 	groups := make(map[int][]Item, 2)
 	order := make([]int, 0, 2)
 	for i := range ev.Items {
@@ -101,20 +108,43 @@ func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) {
 		}
 		groups[r] = append(groups[r], ev.Items[i])
 	}
+	changed := false
 	for _, r := range order {
 		sub := *ev
 		sub.Items = groups[r]
-		w.applyTo(r, &sub, ts)
+		if w.applyTo(r, &sub, ts) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// convert counts ev as the conversion of the experiments it is a goal of.
+// Only an event the profile counted converts (a repeated order id does not).
+func (w *work) convert(ev *Event, ts int64) {
+	if w.pol.Goals == nil {
+		return
+	}
+	p := w.prof(0)
+	if len(p.Experiments) == 0 {
+		return
+	}
+	n := len(w.tallies)
+	w.tallies = p.convert(w.pol.Goals, ev, ts, w.tallies)
+	if len(w.tallies) > n {
+		w.dirty[0] = true
 	}
 }
 
-func (w *work) applyTo(idx int, ev *Event, ts int64) {
+// applyTo applies ev to the profile at idx and reports whether it changed.
+func (w *work) applyTo(idx int, ev *Event, ts int64) bool {
 	p := w.prof(idx)
 	w.hits = w.hits[:0]
 	if w.pol.Scorer != nil && isBehaviour(ev.Type) {
 		w.hits = w.pol.Scorer.Score(ev, w.hits)
 	}
-	if p.apply(ev, ts, w.hits) {
+	changed := p.apply(ev, ts, w.hits)
+	if changed {
 		w.dirty[idx] = true
 		w.del[idx] = false
 	}
@@ -124,6 +154,7 @@ func (w *work) applyTo(idx int, ev *Event, ts int64) {
 		w.prof(0).touch(ts)
 		w.dirty[0] = true
 	}
+	return changed
 }
 
 // forget deletes stored behaviour after "profiling" consent was withdrawn:
@@ -199,6 +230,9 @@ func (w *work) writes() []Write {
 		p := w.profs[i]
 		wr.Data = Encode(nil, p)
 		wr.TTL = w.ttl(i, p)
+		if i == 0 {
+			wr.Tallies = w.tallies
+		}
 		out = append(out, wr)
 	}
 	return out

@@ -23,6 +23,7 @@ var (
 	bucketRecords = []byte("records") // pid \x00 season → version | expiry | data
 	bucketLinks   = []byte("links")   // ident → version(0) | expiry | pid
 	bucketMeta    = []byte("meta")    // "doc", "rev"
+	bucketTallies = []byte("tallies") // name \x00 field → int64, big-endian
 )
 
 // sweepEvery is how often expired records and links are deleted; reads
@@ -51,7 +52,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta, bucketTallies} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -156,9 +157,51 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 				return err
 			}
 		}
+		// Counted in the transaction that stores the profile: both or
+		// neither.
+		tb := tx.Bucket(bucketTallies)
+		for _, w := range writes {
+			for _, t := range w.Tallies {
+				if err := addTally(tb, t); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
 	return wrap("put profile", err)
+}
+
+func tallyKey(name, field string) []byte {
+	k := make([]byte, 0, len(name)+1+len(field))
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, field...)
+}
+
+func addTally(b *bolt.Bucket, t profile.Tally) error {
+	k := tallyKey(t.Name, t.Field)
+	var n int64
+	if v := b.Get(k); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n+t.Delta)))
+}
+
+// Tallies returns the counters of counter set name.
+func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
+	out := map[string]int64{}
+	prefix := tallyKey(name, "")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTallies).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) == 8 {
+				out[string(k[len(prefix):])] = int64(binary.BigEndian.Uint64(v))
+			}
+		}
+		return nil
+	})
+	return out, wrap("read tallies", err)
 }
 
 // Delete removes every record of pid.

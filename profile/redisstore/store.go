@@ -154,6 +154,10 @@ func (s *Store) seasonsKey(pid string) string { return s.prefix + ":{" + pid + "
 func (s *Store) linkKey(ident string) string  { return s.prefix + ":id:" + ident }
 func (s *Store) defsKey() string              { return s.prefix + ":defs" }
 
+// tallyKey is the shard of counter set name in the hash slot that tag
+// hashes to.
+func (s *Store) tallyKey(tag, name string) string { return s.prefix + ":{" + tag + "}:t:" + name }
+
 // fail wraps a driver error: everything but redis.Nil means the store did
 // not answer as it should, which the service treats as unavailable.
 func fail(op string, err error) error {
@@ -229,6 +233,11 @@ for i = 1, n do
     end
   end
 end
+local m = tonumber(ARGV[2 + n * 5])
+for j = 1, m do
+  local a = 2 + n * 5 + (j - 1) * 2
+  redis.call('HINCRBY', KEYS[n + 1 + j], ARGV[a + 1], ARGV[a + 2])
+end
 return 1
 `)
 
@@ -253,6 +262,20 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		args = append(args, version(w.Expect), version(w.Version), ttl, w.Data, w.Season)
 	}
 	keys = append(keys, s.seasonsKey(pid))
+	// Tallies live in keys of the profile's own hash slot, so the script
+	// that writes the profile counts it too, on a cluster as well.
+	var tallies []profile.Tally
+	for _, w := range writes {
+		tallies = append(tallies, w.Tallies...)
+	}
+	args = append(args, len(tallies))
+	if len(tallies) > 0 {
+		tag := slotTag(slot(pid))
+		for _, t := range tallies {
+			keys = append(keys, s.tallyKey(tag, t.Name))
+			args = append(args, t.Field, t.Delta)
+		}
+	}
 	n, err := putScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return fail("put profile", err)
@@ -419,6 +442,33 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 func (s *Store) PutDefinitions(ctx context.Context, doc []byte) (int64, error) {
 	rev, err := putDefsScript.Run(ctx, s.c, []string{s.defsKey()}, doc).Int64()
 	return rev, fail("store definitions", err)
+}
+
+// Tallies sums the counter set name over its shards, one per hash slot,
+// read with pipelined HGETALLs.
+func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
+	out := map[string]int64{}
+	const batch = 1024
+	for start := 0; start < slots; start += batch {
+		pipe := s.c.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, 0, batch)
+		for sl := start; sl < start+batch && sl < slots; sl++ {
+			cmds = append(cmds, pipe.HGetAll(ctx, s.tallyKey(slotTag(sl), name)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fail("read tallies", err)
+		}
+		for _, c := range cmds {
+			for f, v := range c.Val() {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				out[f] += n
+			}
+		}
+	}
+	return out, nil
 }
 
 // Ping checks that Redis answers.
