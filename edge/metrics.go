@@ -27,6 +27,7 @@ type metrics struct {
 	storeErrors            *vm.Counter
 	rateLimited            *vm.Counter
 	definitionsSwaps       *vm.Counter
+	exposures              *vm.Counter
 }
 
 type routeMetrics struct {
@@ -47,6 +48,7 @@ func newMetrics() *metrics {
 		storeErrors:      set.NewCounter("etalage_store_errors_total"),
 		rateLimited:      set.NewCounter("etalage_rate_limited_total"),
 		definitionsSwaps: set.NewCounter("etalage_definitions_swaps_total"),
+		exposures:        set.NewCounter("etalage_experiment_exposures_total"),
 	}
 }
 

@@ -27,6 +27,8 @@ const (
 	rProfiles    = "profiles"
 	rSegments    = "segments"
 	rExplain     = "explain"
+	rExperiments = "experiments"
+	rHoldout     = "holdout"
 	rPprof       = "pprof"
 	rNotFound    = "not_found"
 )
@@ -148,6 +150,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case strings.HasPrefix(path, "/admin/v1/experiments/"):
+		route = rExperiments
+	case path == "/admin/v1/holdout":
+		route = rHoldout
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -178,6 +184,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rExperiments:
+		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
+	case rHoldout:
+		s.serveHoldout(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.
