@@ -37,6 +37,31 @@ func TestMetricsExposition(t *testing.T) {
 	body := string(r.body)
 	assert.Contains(t, body, `etalage_http_requests_total{route="decide",code="200"} 1`)
 	assert.Contains(t, body, `etalage_http_request_duration_seconds_bucket{route="decide",le=`)
+
+	// Every family is announced with # HELP and # TYPE before its samples,
+	// as Prometheus and Grafana expect.
+	typed := map[string]bool{}
+	helped := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		if f, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			typed[strings.Fields(f)[0]] = true
+			continue
+		}
+		if f, ok := strings.CutPrefix(line, "# HELP "); ok {
+			helped[strings.Fields(f)[0]] = true
+			continue
+		}
+		name := line[:strings.IndexAny(line, "{ ")]
+		family := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(name, suffix); ok && typed[base] {
+				family = base
+			}
+		}
+		assert.True(t, typed[family], "no # TYPE before %s", name)
+		assert.True(t, helped[family], "no # HELP before %s", name)
+	}
+	assert.NotEmpty(t, typed)
 }
 
 func TestDefinitionsRejectedKeepsRunning(t *testing.T) {

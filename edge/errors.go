@@ -16,6 +16,7 @@ const (
 	ECodeForbidden    = "forbidden"
 	ECodeNotFound     = "not_found"
 	ECodeMethod       = "method_not_allowed"
+	ECodeConflict     = "conflict"
 	ECodeTooLarge     = "too_large"
 	ECodeDefinitions  = "invalid_definitions"
 	ECodeRateLimited  = "rate_limited"
@@ -30,6 +31,7 @@ var statusOf = map[string]int{
 	ECodeForbidden:    fasthttp.StatusForbidden,
 	ECodeNotFound:     fasthttp.StatusNotFound,
 	ECodeMethod:       fasthttp.StatusMethodNotAllowed,
+	ECodeConflict:     fasthttp.StatusConflict,
 	ECodeTooLarge:     fasthttp.StatusRequestEntityTooLarge,
 	ECodeDefinitions:  fasthttp.StatusUnprocessableEntity,
 	ECodeRateLimited:  fasthttp.StatusTooManyRequests,

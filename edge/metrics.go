@@ -36,6 +36,11 @@ type routeMetrics struct {
 	name    string
 }
 
+// Prometheus and Grafana expect "# HELP" and "# TYPE" before every family;
+// VictoriaMetrics writes them only when metadata exposition is on, which is
+// a process-wide switch.
+func init() { vm.ExposeMetadata(true) }
+
 func newMetrics() *metrics {
 	set := vm.NewSet()
 	return &metrics{

@@ -142,7 +142,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rReady
 	case path == "/metrics":
 		route = rMetrics
-	case path == "/admin/v1/definitions":
+	case path == "/admin/v1/definitions" || strings.HasPrefix(path, "/admin/v1/definitions/"):
 		route = rDefinitions
 	case strings.HasPrefix(path, "/admin/v1/profiles/"):
 		route = rProfiles
@@ -177,7 +177,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	switch route {
 	case rDefinitions:
-		s.serveDefinitions(ctx)
+		s.serveDefinitions(ctx, strings.TrimPrefix(path, "/admin/v1/definitions"))
 	case rProfiles:
 		s.serveProfile(ctx, strings.TrimPrefix(path, "/admin/v1/profiles/"))
 	case rSegments:

@@ -41,8 +41,9 @@ type Config struct {
 	AnonymousTTL   time.Duration // default 90 days
 	KnownTTL       time.Duration // default 400 days
 
-	Definitions []byte // applied at start when set; else the stored document, else the demo
-	Logger      *slog.Logger
+	Definitions     []byte // applied at start when set and new to the store; else the stored document, else the demo
+	DefinitionsName string // the file Definitions came from, for logs and the revision note
+	Logger          *slog.Logger
 }
 
 func (c *Config) setDefaults() {

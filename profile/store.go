@@ -39,6 +39,28 @@ type Write struct {
 	Tallies []Tally
 }
 
+// AnyRevision as DefinitionsPut.Expect stores whatever revision is current.
+const AnyRevision int64 = -1
+
+// DefinitionsPut is one definitions write.
+type DefinitionsPut struct {
+	Doc    []byte
+	Expect int64     // the revision that must be current (0: none stored), or AnyRevision
+	Time   time.Time // when it was applied
+	Note   string    // what changed and why, as the applier wrote it
+	File   string    // the digest of the --definitions file it came from at a start, if so
+}
+
+// Revision is one kept definitions revision. Doc is set only when a single
+// revision is read.
+type Revision struct {
+	Rev  int64     `json:"revision"`
+	Time time.Time `json:"time"`
+	Note string    `json:"note,omitempty"`
+	File string    `json:"file,omitempty"`
+	Doc  []byte    `json:"-"`
+}
+
 // Store keeps profile records, identity links and the definitions document.
 // All records of one profile live together (one Redis hash slot), so that a
 // Get is one round trip and a Put is atomic over them.
@@ -69,8 +91,22 @@ type Store interface {
 	// Revision returns the revision of the stored document (0 when none); it
 	// is cheap, so nodes poll it to pick up changes.
 	Revision(ctx context.Context) (int64, error)
-	// PutDefinitions stores doc as the next revision and returns it.
-	PutDefinitions(ctx context.Context, doc []byte) (int64, error)
+	// PutDefinitions stores p.Doc as the next revision, atomically: when
+	// p.Expect is not AnyRevision and the stored revision differs, it
+	// stores nothing and returns ErrConflict; when p.Doc equals the stored
+	// document it stores no new revision and returns the current one with
+	// created false. Either way a non-empty p.File is remembered (FileRevision).
+	PutDefinitions(ctx context.Context, p DefinitionsPut) (rev int64, created bool, err error)
+	// DefinitionsRevisions lists the kept revisions older than before (0:
+	// from the newest), newest first, at most limit of them, without
+	// their documents.
+	DefinitionsRevisions(ctx context.Context, before int64, limit int) ([]Revision, error)
+	// DefinitionsRevision returns revision n with its document, or ErrNotFound.
+	DefinitionsRevision(ctx context.Context, n int64) (Revision, error)
+	// FileRevision returns the revision that a definitions file with this
+	// digest was applied as at a start (or found equal to), or ErrNotFound
+	// when no start ever applied it.
+	FileRevision(ctx context.Context, digest string) (int64, error)
 
 	// Tallies returns the counters of the counter set name (written by
 	// Write.Tallies), summed over however the store shards them; an

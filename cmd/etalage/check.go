@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -56,6 +57,8 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	file := fs.String("f", "", "the definitions document (YAML or JSON)")
 	adminURL := fs.String("admin-url", "http://127.0.0.1:8081", "the admin listener of a running service")
 	token := fs.String("admin-token", "", "the admin bearer token")
+	note := fs.String("note", "", "what changed and why, kept with the revision")
+	ifMatch := fs.String("if-match", "", "apply only if this revision is still the running one (the one you edited)")
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
 		return err
 	}
@@ -68,12 +71,15 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(*adminURL, "/")+"/admin/v1/definitions", bytes.NewReader(doc))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, strings.TrimRight(*adminURL, "/")+"/admin/v1/definitions?note="+url.QueryEscape(*note), bytes.NewReader(doc))
 	if err != nil {
 		return usagef("--admin-url: %v", err)
 	}
 	if *token != "" {
 		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	if *ifMatch != "" {
+		req.Header.Set("If-Match", `"`+strings.Trim(*ifMatch, `"`)+`"`)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -83,6 +89,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	var out struct {
 		Revision int64           `json:"revision"`
+		Changed  *bool           `json:"changed"`
 		Errors   []rules.Problem `json:"errors"`
 		Error    struct {
 			Code, Message string
@@ -91,6 +98,10 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	_ = json.Unmarshal(body, &out)
 	switch {
 	case resp.StatusCode == http.StatusOK:
+		if out.Changed != nil && !*out.Changed {
+			fmt.Fprintf(stdout, "%s: unchanged, revision %d is running\n", *file, out.Revision)
+			return nil
+		}
 		fmt.Fprintf(stdout, "%s: applied as revision %d\n", *file, out.Revision)
 		return nil
 	case len(out.Errors) > 0:

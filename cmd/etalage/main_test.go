@@ -126,6 +126,16 @@ func TestServeInProcess(t *testing.T) {
 	require.NoError(t, err, errb.String())
 	assert.Contains(t, out.String(), "revision 1")
 
+	out.Reset()
+	err = run(context.Background(), []string{"apply", "-f", defs, "--admin-url", "http://" + m.AdminAddr, "--admin-token", "tok-0123456789"}, &out, &errb)
+	require.NoError(t, err, errb.String())
+	assert.Contains(t, out.String(), "unchanged, revision 1 is running")
+
+	require.NoError(t, os.WriteFile(defs, []byte("blocks:\n  - {id: applied2, slot: home-hero, html: hi}\n"), 0o600))
+	err = run(context.Background(), []string{"apply", "-f", defs, "--if-match", "7", "--note", "n", "--admin-url", "http://" + m.AdminAddr, "--admin-token", "tok-0123456789"}, &out, &errb)
+	require.Error(t, err, "revision 7 is not the running one")
+	assert.Contains(t, err.Error(), "409")
+
 	err = run(context.Background(), []string{"apply", "-f", defs, "--admin-url", "http://" + m.AdminAddr, "--admin-token", "wrong"}, &out, &errb)
 	require.Error(t, err)
 

@@ -260,6 +260,7 @@ func (m *Main) config(o *options) (edge.Config, error) {
 			return cfg, usagef("--definitions: %v", err)
 		}
 		cfg.Definitions = doc
+		cfg.DefinitionsName = o.definitions
 	}
 	for name, d := range map[string]time.Duration{"store-deadline": o.storeDeadline, "write-deadline": o.writeDeadline, "cache-ttl": o.cacheTTL, "profile-ttl": o.profileTTL, "known-profile-ttl": o.knownProfileTTL} {
 		if d <= 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -20,10 +21,11 @@ import (
 var _ profile.Store = (*Store)(nil)
 
 var (
-	bucketRecords = []byte("records") // pid \x00 season → version | expiry | data
-	bucketLinks   = []byte("links")   // ident → version(0) | expiry | pid
-	bucketMeta    = []byte("meta")    // "doc", "rev"
-	bucketTallies = []byte("tallies") // name \x00 field → int64, big-endian
+	bucketRecords = []byte("records")   // pid \x00 season → version | expiry | data
+	bucketLinks   = []byte("links")     // ident → version(0) | expiry | pid
+	bucketMeta    = []byte("meta")      // "doc", "rev", "file:<digest>" → revision
+	bucketRevs    = []byte("revisions") // revision (8 bytes, big endian) → JSON revision
+	bucketTallies = []byte("tallies")   // name \x00 field → int64, big-endian
 )
 
 // sweepEvery is how often expired records and links are deleted; reads
@@ -52,7 +54,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta, bucketTallies} {
+		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketTallies} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -331,19 +333,131 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return rev, wrap("read revision", err)
 }
 
-// PutDefinitions stores doc as the next revision.
-func (s *Store) PutDefinitions(ctx context.Context, doc []byte) (int64, error) {
+// storedRevision is a kept revision as the revisions bucket holds it.
+type storedRevision struct {
+	Time time.Time `json:"time"`
+	Note string    `json:"note,omitempty"`
+	File string    `json:"file,omitempty"`
+	Doc  []byte    `json:"doc"`
+}
+
+func revKey(rev int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(rev)) }
+
+// PutDefinitions stores p.Doc as the next revision unless it is the stored
+// document already, or p.Expect does not hold.
+func (s *Store) PutDefinitions(ctx context.Context, p profile.DefinitionsPut) (int64, bool, error) {
 	var rev int64
+	created := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMeta)
+		b, rb := tx.Bucket(bucketMeta), tx.Bucket(bucketRevs)
+		cur := b.Get([]byte("doc"))
 		rev, _ = strconv.ParseInt(string(b.Get([]byte("rev"))), 10, 64)
-		rev++
-		if err := b.Put([]byte("doc"), doc); err != nil {
+		if p.Expect != profile.AnyRevision && p.Expect != rev {
+			return profile.ErrConflict
+		}
+		if cur == nil || !bytes.Equal(cur, p.Doc) {
+			if cur != nil && rb.Get(revKey(rev)) == nil {
+				// A revision stored before revisions were kept: keep it
+				// now, so that it can be rolled back to.
+				old, _ := json.Marshal(storedRevision{Doc: cur})
+				if err := rb.Put(revKey(rev), old); err != nil {
+					return err
+				}
+			}
+			rev++
+			created = true
+			v, err := json.Marshal(storedRevision{Time: p.Time.UTC(), Note: p.Note, File: p.File, Doc: p.Doc})
+			if err != nil {
+				return err
+			}
+			if err := rb.Put(revKey(rev), v); err != nil {
+				return err
+			}
+			if err := b.Put([]byte("doc"), p.Doc); err != nil {
+				return err
+			}
+			if err := b.Put([]byte("rev"), []byte(strconv.FormatInt(rev, 10))); err != nil {
+				return err
+			}
+		}
+		if p.File != "" {
+			return b.Put([]byte("file:"+p.File), []byte(strconv.FormatInt(rev, 10)))
+		}
+		return nil
+	})
+	if errors.Is(err, profile.ErrConflict) {
+		return rev, false, fmt.Errorf("store definitions: revision %d is current: %w", rev, profile.ErrConflict)
+	}
+	return rev, created, wrap("store definitions", err)
+}
+
+// DefinitionsRevisions lists kept revisions, newest first.
+func (s *Store) DefinitionsRevisions(ctx context.Context, before int64, limit int) ([]profile.Revision, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []profile.Revision
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRevs).Cursor()
+		var k, v []byte
+		if before > 0 {
+			k, v = c.Seek(revKey(before))
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+		} else {
+			k, v = c.Last()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Prev() {
+			var r storedRevision
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("revision %x: %w", k, err)
+			}
+			out = append(out, profile.Revision{Rev: int64(binary.BigEndian.Uint64(k)), Time: r.Time, Note: r.Note, File: r.File})
+		}
+		return nil
+	})
+	return out, wrap("list definitions revisions", err)
+}
+
+// DefinitionsRevision returns one kept revision with its document.
+func (s *Store) DefinitionsRevision(ctx context.Context, n int64) (profile.Revision, error) {
+	var out profile.Revision
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRevs).Get(revKey(n))
+		if v == nil {
+			return profile.ErrNotFound
+		}
+		var r storedRevision
+		if err := json.Unmarshal(v, &r); err != nil {
 			return err
 		}
-		return b.Put([]byte("rev"), []byte(strconv.FormatInt(rev, 10)))
+		out = profile.Revision{Rev: n, Time: r.Time, Note: r.Note, File: r.File, Doc: r.Doc}
+		return nil
 	})
-	return rev, wrap("store definitions", err)
+	if errors.Is(err, profile.ErrNotFound) {
+		return out, profile.ErrNotFound
+	}
+	return out, wrap("read definitions revision", err)
+}
+
+// FileRevision returns the revision a start-up file was applied as.
+func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) {
+	var rev int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get([]byte("file:" + digest))
+		if v == nil {
+			return profile.ErrNotFound
+		}
+		rev, _ = strconv.ParseInt(string(v), 10, 64)
+		return nil
+	})
+	if errors.Is(err, profile.ErrNotFound) {
+		return 0, profile.ErrNotFound
+	}
+	return rev, wrap("read definitions file", err)
 }
 
 // Ping checks that the database is open.

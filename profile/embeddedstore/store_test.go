@@ -29,7 +29,7 @@ func TestSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	pid := profile.NewID()
 	require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 4, Data: []byte("kept")}}))
-	_, err = st.PutDefinitions(ctx, []byte("doc"))
+	_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("doc"), Expect: profile.AnyRevision})
 	require.NoError(t, err)
 	_, err = embeddedstore.Open(dir)
 	require.ErrorContains(t, err, "in use by another process")

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -408,11 +409,33 @@ func (s *Store) nodes(ctx context.Context) ([]redis.Cmdable, error) {
 	return out, nil
 }
 
+// The definitions live in one hash (one key, so one cluster slot): "doc"
+// and "rev" are the current ones, "r:<n>" the JSON meta and "d:<n>" the
+// document of each kept revision, "f:<digest>" the revision a start-up
+// file was applied as.
 var putDefsScript = redis.NewScript(`
-local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
-redis.call('HSET', KEYS[1], 'doc', ARGV[1])
-return rev
+local cur = redis.call('HGET', KEYS[1], 'doc')
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if ARGV[2] ~= '-1' and tonumber(ARGV[2]) ~= rev then return {-1, rev} end
+local created = 0
+if cur ~= ARGV[1] then
+  if cur and redis.call('HEXISTS', KEYS[1], 'r:' .. rev) == 0 then
+    redis.call('HSET', KEYS[1], 'r:' .. rev, '{}', 'd:' .. rev, cur)
+  end
+  rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
+  redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'r:' .. rev, ARGV[3], 'd:' .. rev, ARGV[1])
+  created = 1
+end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'f:' .. ARGV[4], rev) end
+return {created, rev}
 `)
+
+// revisionMeta is the JSON kept in "r:<n>".
+type revisionMeta struct {
+	Time time.Time `json:"time"`
+	Note string    `json:"note,omitempty"`
+	File string    `json:"file,omitempty"`
+}
 
 // Definitions returns the stored document and revision.
 func (s *Store) Definitions(ctx context.Context) ([]byte, int64, error) {
@@ -438,10 +461,90 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return rev, fail("read revision", err)
 }
 
-// PutDefinitions stores doc as the next revision.
-func (s *Store) PutDefinitions(ctx context.Context, doc []byte) (int64, error) {
-	rev, err := putDefsScript.Run(ctx, s.c, []string{s.defsKey()}, doc).Int64()
-	return rev, fail("store definitions", err)
+// PutDefinitions stores p.Doc as the next revision unless it is the stored
+// document already, or p.Expect does not hold; atomic in one script.
+func (s *Store) PutDefinitions(ctx context.Context, p profile.DefinitionsPut) (int64, bool, error) {
+	meta, err := json.Marshal(revisionMeta{Time: p.Time.UTC(), Note: p.Note, File: p.File})
+	if err != nil {
+		return 0, false, fmt.Errorf("store definitions: %w", err)
+	}
+	res, err := putDefsScript.Run(ctx, s.c, []string{s.defsKey()}, p.Doc, strconv.FormatInt(p.Expect, 10), meta, p.File).Int64Slice()
+	if err != nil {
+		return 0, false, fail("store definitions", err)
+	}
+	if len(res) != 2 {
+		return 0, false, fmt.Errorf("store definitions: %w: unexpected script answer", profile.ErrUnavailable)
+	}
+	if res[0] < 0 {
+		return res[1], false, fmt.Errorf("store definitions: revision %d is current: %w", res[1], profile.ErrConflict)
+	}
+	return res[1], res[0] == 1, nil
+}
+
+// DefinitionsRevisions lists kept revisions, newest first.
+func (s *Store) DefinitionsRevisions(ctx context.Context, before int64, limit int) ([]profile.Revision, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	top := before - 1
+	if before <= 0 {
+		cur, err := s.Revision(ctx)
+		if err != nil {
+			return nil, err
+		}
+		top = cur
+	}
+	var out []profile.Revision
+	// Revisions are numbered without gaps, but those stored before
+	// revisions were kept have no meta: read in pages until limit or 0.
+	for top > 0 && len(out) < limit {
+		n := min(int64(limit-len(out)), top)
+		fields := make([]string, 0, n)
+		for i := range n {
+			fields = append(fields, "r:"+strconv.FormatInt(top-i, 10))
+		}
+		vals, err := s.c.HMGet(ctx, s.defsKey(), fields...).Result()
+		if err != nil {
+			return nil, fail("list definitions revisions", err)
+		}
+		for i, v := range vals {
+			str, ok := v.(string)
+			if !ok {
+				continue
+			}
+			var m revisionMeta
+			_ = json.Unmarshal([]byte(str), &m)
+			out = append(out, profile.Revision{Rev: top - int64(i), Time: m.Time, Note: m.Note, File: m.File})
+		}
+		top -= n
+	}
+	return out, nil
+}
+
+// DefinitionsRevision returns one kept revision with its document.
+func (s *Store) DefinitionsRevision(ctx context.Context, n int64) (profile.Revision, error) {
+	k := strconv.FormatInt(n, 10)
+	vals, err := s.c.HMGet(ctx, s.defsKey(), "r:"+k, "d:"+k).Result()
+	if err != nil {
+		return profile.Revision{}, fail("read definitions revision", err)
+	}
+	meta, ok1 := vals[0].(string)
+	doc, ok2 := vals[1].(string)
+	if !ok1 || !ok2 {
+		return profile.Revision{}, profile.ErrNotFound
+	}
+	var m revisionMeta
+	_ = json.Unmarshal([]byte(meta), &m)
+	return profile.Revision{Rev: n, Time: m.Time, Note: m.Note, File: m.File, Doc: []byte(doc)}, nil
+}
+
+// FileRevision returns the revision a start-up file was applied as.
+func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) {
+	rev, err := s.c.HGet(ctx, s.defsKey(), "f:"+digest).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, profile.ErrNotFound
+	}
+	return rev, fail("read definitions file", err)
 }
 
 // Tallies sums the counter set name over its shards, one per hash slot,

@@ -166,12 +166,15 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		rev, err := st.Revision(ctx)
 		require.NoError(t, err)
 		assert.Zero(t, rev)
-		r1, err := st.PutDefinitions(ctx, []byte("one"))
-		require.NoError(t, err)
-		r2, err := st.PutDefinitions(ctx, []byte("two"))
-		require.NoError(t, err)
-		assert.Equal(t, int64(1), r1)
-		assert.Equal(t, int64(2), r2)
+		put := func(doc string) int64 {
+			t.Helper()
+			rev, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte(doc), Expect: profile.AnyRevision, Time: time.Now()})
+			require.NoError(t, err)
+			assert.True(t, created)
+			return rev
+		}
+		assert.Equal(t, int64(1), put("one"))
+		assert.Equal(t, int64(2), put("two"))
 		doc, rev, err := st.Definitions(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, "two", string(doc))
@@ -179,6 +182,110 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		rev, err = st.Revision(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), rev)
+	})
+
+	t.Run("DefinitionsUnchangedIsNoRevision", func(t *testing.T) {
+		st := open(t)
+		rev, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("same"), Expect: profile.AnyRevision})
+		require.NoError(t, err)
+		require.True(t, created)
+		again, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("same"), Expect: rev, Note: "again"})
+		require.NoError(t, err)
+		assert.False(t, created, "the same document is no new revision")
+		assert.Equal(t, rev, again)
+		list, err := st.DefinitionsRevisions(ctx, 0, 10)
+		require.NoError(t, err)
+		assert.Len(t, list, 1)
+	})
+
+	t.Run("DefinitionsExpect", func(t *testing.T) {
+		st := open(t)
+		_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("a"), Expect: 3})
+		require.ErrorIs(t, err, profile.ErrConflict, "revision 3 is not current: none is")
+		r1, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("a"), Expect: 0})
+		require.NoError(t, err, "0 expects an empty store")
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("b"), Expect: 0})
+		require.ErrorIs(t, err, profile.ErrConflict)
+		r2, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("b"), Expect: r1})
+		require.NoError(t, err)
+		assert.True(t, created)
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("c"), Expect: r1})
+		require.ErrorIs(t, err, profile.ErrConflict, "someone applied in between")
+		doc, rev, err := st.Definitions(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "b", string(doc), "a refused put stores nothing")
+		assert.Equal(t, r2, rev)
+	})
+
+	t.Run("DefinitionsConcurrentExpect", func(t *testing.T) {
+		st := open(t)
+		base, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("base"), Expect: profile.AnyRevision})
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := 0
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte{byte('a' + i)}, Expect: base})
+				if err == nil {
+					mu.Lock()
+					won++
+					mu.Unlock()
+					return
+				}
+				assert.ErrorIs(t, err, profile.ErrConflict)
+			}()
+		}
+		wg.Wait()
+		assert.Equal(t, 1, won, "exactly one of the writers expecting the same revision wins")
+	})
+
+	t.Run("DefinitionsRevisions", func(t *testing.T) {
+		st := open(t)
+		t0 := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		for i := range 5 {
+			_, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte{byte('a' + i)}, Expect: int64(i), Time: t0.Add(time.Duration(i) * time.Hour), Note: "change " + string(rune('a'+i))})
+			require.NoError(t, err)
+		}
+		list, err := st.DefinitionsRevisions(ctx, 0, 3)
+		require.NoError(t, err)
+		require.Len(t, list, 3)
+		assert.Equal(t, []int64{5, 4, 3}, []int64{list[0].Rev, list[1].Rev, list[2].Rev}, "newest first")
+		assert.Equal(t, "change e", list[0].Note)
+		assert.True(t, t0.Add(4*time.Hour).Equal(list[0].Time), "time kept: %v", list[0].Time)
+		assert.Nil(t, list[0].Doc, "a list carries no documents")
+		older, err := st.DefinitionsRevisions(ctx, 3, 10)
+		require.NoError(t, err)
+		require.Len(t, older, 2)
+		assert.Equal(t, []int64{2, 1}, []int64{older[0].Rev, older[1].Rev})
+		r, err := st.DefinitionsRevision(ctx, 2)
+		require.NoError(t, err)
+		assert.Equal(t, "b", string(r.Doc))
+		assert.Equal(t, "change b", r.Note)
+		_, err = st.DefinitionsRevision(ctx, 9)
+		require.ErrorIs(t, err, profile.ErrNotFound)
+	})
+
+	t.Run("DefinitionsFile", func(t *testing.T) {
+		st := open(t)
+		_, err := st.FileRevision(ctx, "sha256:aa")
+		require.ErrorIs(t, err, profile.ErrNotFound)
+		r1, _, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v1"), Expect: profile.AnyRevision, File: "sha256:aa"})
+		require.NoError(t, err)
+		_, _, err = st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v2"), Expect: profile.AnyRevision, File: "sha256:bb"})
+		require.NoError(t, err)
+		got, err := st.FileRevision(ctx, "sha256:aa")
+		require.NoError(t, err)
+		assert.Equal(t, r1, got, "every file applied at a start is remembered, not only the last")
+		// A file equal to the running document is remembered without a revision.
+		r3, created, err := st.PutDefinitions(ctx, profile.DefinitionsPut{Doc: []byte("v2"), Expect: profile.AnyRevision, File: "sha256:cc"})
+		require.NoError(t, err)
+		assert.False(t, created)
+		got, err = st.FileRevision(ctx, "sha256:cc")
+		require.NoError(t, err)
+		assert.Equal(t, r3, got)
 	})
 
 	t.Run("ConcurrentCAS", func(t *testing.T) {
