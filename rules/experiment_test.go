@@ -289,3 +289,17 @@ func TestGoal(t *testing.T) {
 	_, ok = set.Goal("nope", &profile.Event{Type: profile.Purchase})
 	assert.False(t, ok)
 }
+
+func TestExplainShowsExperimentAndHoldout(t *testing.T) {
+	set := mustCompile(t, fmt.Sprintf(expDoc, "1", "1", "10"))
+	p := &profile.Profile{ID: "x", Experiments: []profile.Assignment{{Experiment: "hero-test", Variant: "big-hero"}, {Experiment: profile.HoldoutID, Variant: profile.VariantPersonalised}}}
+	ex := set.Explain(&Input{Profile: p, Now: testNow}, []string{"home-hero"})
+	assert.Equal(t, "hero-big", ex.Slots[0].Winner)
+	assert.Contains(t, ex.Slots[0].Experiment, "variant big-hero")
+	assert.Empty(t, ex.Holdout)
+	p.Experiments[1].Variant = profile.VariantHoldout
+	ex = set.Explain(&Input{Profile: p, Now: testNow}, []string{"home-hero"})
+	assert.Equal(t, "hero-default", ex.Slots[0].Winner)
+	assert.Empty(t, ex.Slots[0].Experiment)
+	assert.NotEmpty(t, ex.Holdout)
+}
