@@ -298,7 +298,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	trusted := s.hasAPIKey(ctx)
 	var events []profile.Event
 	if r.events != nil {
-		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents}); err != nil {
+		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents}); err != nil {
 			s.metrics.eventsRejected.Inc()
 			s.writeError(ctx, err)
 			return
@@ -326,6 +326,10 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: load profile", err)
+		} else {
+			// A visitor merged into a contact (a proven identify on another
+			// request) loads as the contact: the cookie follows.
+			pid = snap.Primary.ID
 		}
 	}
 	if degraded {
@@ -487,7 +491,7 @@ func (s *Server) load(ctx context.Context, pid string, d *defs) (*profile.Snapsh
 	if err != nil {
 		return nil, err
 	}
-	s.cache.set(pid, snap, d.policy)
+	s.cache.set(snap.Primary.ID, snap, d.policy)
 	return snap, nil
 }
 

@@ -33,7 +33,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	d := s.defs.Load()
-	events, err := profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, MaxEvents: maxEvents})
+	events, err := profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents})
 	if err != nil {
 		s.metrics.eventsRejected.Inc()
 		s.writeError(ctx, err)
@@ -56,7 +56,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		cctx, cancel := context.WithTimeout(context.Background(), s.cfg.EventDeadline)
-		pid, err = s.profiles.Contact(cctx, ident)
+		pid, err = s.profiles.Contact(cctx, ident, d.policy)
 		cancel()
 		if err != nil {
 			s.logStoreError("events: resolve contact", err)

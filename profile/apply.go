@@ -96,13 +96,14 @@ func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
 		p.count(FormSubmit, Key{Form: ev.Form}, ts, 1)
 		p.setFields(ev.Fields, ts)
 	case Identify:
-		p.Known = true
+		// The caller passes only the identifiers whose links map to p.
 		if ev.Email != "" {
 			p.Email = ev.Email
 		}
 		if ev.Customer != "" {
 			p.CustomerID = ev.Customer
 		}
+		p.Known = p.Email != "" || p.CustomerID != ""
 		p.setFields(ev.Fields, ts)
 	case InterestEvent:
 		src := SourceVisitor
@@ -216,10 +217,8 @@ func (p *Profile) cartRemove(sku string, quantity int, ts int64) {
 
 // purchase counts an order once: an order id already held changes nothing.
 func (p *Profile) purchase(ev *Event, ts int64) bool {
-	for _, o := range p.Orders {
-		if o.ID == ev.OrderID {
-			return false
-		}
+	if p.hasOrder(ev.OrderID) {
+		return false
 	}
 	var value float64
 	for i := range ev.Items {
@@ -230,11 +229,26 @@ func (p *Profile) purchase(ev *Event, ts int64) bool {
 		p.cartRemove(it.SKU, 0, ts)
 	}
 	p.count(Purchase, Key{}, ts, 1)
+	p.rememberOrder(Order{ID: ev.OrderID, At: ts, Value: value})
+	return true
+}
+
+func (p *Profile) hasOrder(id string) bool {
+	for _, o := range p.Orders {
+		if o.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// rememberOrder keeps an order id counted, dropping the oldest at
+// MaxOrders.
+func (p *Profile) rememberOrder(o Order) {
 	if len(p.Orders) >= MaxOrders {
 		p.Orders = append(p.Orders[:0], p.Orders[1:]...)
 	}
-	p.Orders = append(p.Orders, Order{ID: ev.OrderID, At: ts, Value: value})
-	return true
+	p.Orders = append(p.Orders, o)
 }
 
 // count adds n events at ts to the counter of (t, k), creating it and, at

@@ -70,6 +70,42 @@ func TestSeasonEnd(t *testing.T) {
 	assert.Equal(t, 2025, s.Cycle(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)))
 }
 
+func TestSeasonCycles(t *testing.T) {
+	day := func(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 12, 0, 0, 0, amsterdam) }
+	early := sinterklaas()
+	early.Collect = Window{From: MonthDay{11, 15}, To: MonthDay{12, 5}}
+	early.Active = Window{From: MonthDay{11, 10}, To: MonthDay{12, 5}}
+	late := sinterklaas()
+	late.Collect = Window{From: MonthDay{10, 1}, To: MonthDay{10, 31}}
+	late.Active = Window{From: MonthDay{11, 1}, To: MonthDay{1, 15}}
+	newYear := sinterklaas()
+	newYear.Collect = Window{From: MonthDay{1, 5}, To: MonthDay{2, 1}}
+	newYear.Active = Window{From: MonthDay{12, 20}, To: MonthDay{2, 1}}
+	for _, tc := range []struct {
+		name  string
+		s     Season
+		cycle int
+		end   string
+		at    map[time.Time]int // times and the cycle they belong to
+	}{
+		{"sinterklaas", sinterklaas(), 2026, "2026-12-05", map[time.Time]int{
+			day(2026, 10, 31): 2025, day(2026, 11, 1): 2026, day(2026, 12, 20): 2026, day(2027, 3, 1): 2026}},
+		{"active opens before collect", early, 2026, "2026-12-05", map[time.Time]int{
+			day(2026, 11, 9): 2025, day(2026, 11, 10): 2026, day(2026, 11, 15): 2026, day(2026, 12, 31): 2026}},
+		{"active follows collect across new year", late, 2026, "2027-01-15", map[time.Time]int{
+			day(2026, 10, 1): 2026, day(2027, 1, 10): 2026, day(2027, 9, 30): 2026}},
+		{"active opens the year before collect", newYear, 2027, "2027-02-01", map[time.Time]int{
+			day(2026, 12, 19): 2026, day(2026, 12, 20): 2027, day(2027, 1, 20): 2027}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.end, tc.s.End(tc.cycle).Format(time.DateOnly), "the cycle ends when its last window closes, not a year late")
+			for at, want := range tc.at {
+				assert.Equal(t, want, tc.s.Cycle(at), at.Format(time.DateOnly))
+			}
+		})
+	}
+}
+
 func TestRoute(t *testing.T) {
 	pol := &Policy{Seasons: []Season{sinterklaas()}}
 	inNov := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)

@@ -36,6 +36,7 @@ func inputErr(path, msg string) error { return &InputError{Path: path, Message: 
 type DecodeOptions struct {
 	Trusted   bool            // the caller has the API key: past ts and contact events allowed
 	Fields    map[string]Kind // declared custom fields: values are coerced to these kinds
+	Seasons   []Season        // the seasons an event's "season" may name
 	MaxEvents int             // 0 means MaxEvents
 	Now       time.Time       // for rejecting future ts; zero means time.Now
 }
@@ -55,7 +56,7 @@ var eventKeys = [...][]string{
 	Click:         {"target", "url"},
 	CartAdd:       {"sku", "category", "price", "quantity", "gift"},
 	CartRemove:    {"sku", "quantity"},
-	Purchase:      {"order_id", "items", "value"},
+	Purchase:      {"order_id", "items"},
 	EmailOpen:     {"campaign"},
 	EmailClick:    {"campaign", "url"},
 	FormSubmit:    {"form", "fields"},
@@ -146,6 +147,9 @@ func (d *eventDecoder) decode(v *fastjson.Value, ev *Event) error {
 	if ev.Season, err = d.optString(obj, "season", maxName); err != nil {
 		return err
 	}
+	if ev.Season != "" && !d.knownSeason(ev.Season) {
+		return inputErr(d.at("season"), "unknown season "+strconv.Quote(ev.Season)+d.seasonHint())
+	}
 	if err := d.ts(obj.Get("ts"), ev); err != nil {
 		return err
 	}
@@ -203,6 +207,26 @@ func (d *eventDecoder) decode(v *fastjson.Value, ev *Event) error {
 		err = d.purposes(obj.Get("purposes"), ev)
 	}
 	return err
+}
+
+func (d *eventDecoder) knownSeason(id string) bool {
+	for i := range d.opts.Seasons {
+		if d.opts.Seasons[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *eventDecoder) seasonHint() string {
+	if len(d.opts.Seasons) == 0 {
+		return "; the definitions hold no seasons"
+	}
+	ids := make([]string, len(d.opts.Seasons))
+	for i := range d.opts.Seasons {
+		ids[i] = d.opts.Seasons[i].ID
+	}
+	return "; use " + strings.Join(ids, ", ")
 }
 
 func (d *eventDecoder) ts(v *fastjson.Value, ev *Event) error {
@@ -525,7 +549,19 @@ func (d *eventDecoder) fields(v *fastjson.Value, path string) (map[string]Value,
 		}
 		out[name] = val
 	})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// What one event sets must fit a profile's share for fields, so that
+	// the newest fields are never the ones cut to keep a record bounded.
+	size := 0
+	for name, val := range out {
+		size += fieldSize(name, Field{Value: val, At: math.MaxInt64})
+	}
+	if size > ShareFields {
+		return nil, inputErr(path, "at most "+strconv.Itoa(ShareFields)+" bytes of field names and values together (the bound of a profile's fields)")
+	}
+	return out, nil
 }
 
 func validName(s string) bool {

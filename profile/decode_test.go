@@ -34,7 +34,7 @@ func TestDecodeEventsValid(t *testing.T) {
 		{"type":"interest","name":"running"},
 		{"type":"consent","purposes":{"profiling":true,"email":false}},
 		{"type":"page_view","url":"/", "season":"sinterklaas"}
-	]`, DecodeOptions{Fields: map[string]Kind{"shoe_size": KindNumber}})
+	]`, DecodeOptions{Fields: map[string]Kind{"shoe_size": KindNumber}, Seasons: []Season{sinterklaas()}})
 	require.Error(t, err, "price as a string must be rejected")
 	assert.Equal(t, "events[2].price: must be a number from 0 to 1000000000", err.Error())
 
@@ -47,7 +47,7 @@ func TestDecodeEventsValid(t *testing.T) {
 		{"type":"interest","name":"running"},
 		{"type":"consent","purposes":{"profiling":true}},
 		{"type":"page_view","url":"/a?b", "season":"sinterklaas"}
-	]`, DecodeOptions{Fields: map[string]Kind{"shoe_size": KindNumber}})
+	]`, DecodeOptions{Fields: map[string]Kind{"shoe_size": KindNumber}, Seasons: []Season{sinterklaas()}})
 	require.NoError(t, err)
 	require.Len(t, evs, 8)
 	assert.Equal(t, Event{Type: PageView, URL: "/sneakers/air", Category: "sneakers"}, evs[0])
@@ -97,6 +97,9 @@ func TestDecodeEventsRejects(t *testing.T) {
 		{"ts in future", `[{"type":"page_view","url":"/","ts":"2030-01-01T00:00:00Z"}]`, "events[0].ts: lies in the future", DecodeOptions{Trusted: true}},
 		{"ts garbage", `[{"type":"page_view","url":"/","ts":"monday"}]`, "events[0].ts: must be an RFC 3339 time", DecodeOptions{Trusted: true}},
 		{"too many", `[{"type":"interest","name":"a"},{"type":"interest","name":"b"}]`, "events: at most 1 events per request", DecodeOptions{MaxEvents: 1}},
+		{"unknown season", `[{"type":"page_view","url":"/","season":"sinterklaas"},{"type":"page_view","url":"/","season":"easter"}]`, `events[1].season: unknown season "easter"; use sinterklaas`, DecodeOptions{Seasons: []Season{sinterklaas()}}},
+		{"season without seasons", `[{"type":"cart_add","sku":"a","season":"sinterklaas"}]`, `events[0].season: unknown season "sinterklaas"; the definitions hold no seasons`, DecodeOptions{}},
+		{"purchase value", `[{"type":"purchase","order_id":"o","value":12,"items":[{"sku":"a"}]}]`, "events[0].value: not a property of purchase", DecodeOptions{}},
 		{"long sku", `[{"type":"cart_add","sku":"` + string(make([]byte, 0)) + `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]`, "events[0].sku: longer than 128 bytes", DecodeOptions{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ const (
 
 // MaxAssignments bounds the experiments a profile remembers; at the bound
 // the oldest first exposure goes first.
-const MaxAssignments = 32
+const MaxAssignments = 16
 
 // Assignment is a visitor's place in one experiment (or the holdout), kept
 // from the first exposure on: a merge keeps the surviving profile's, and a

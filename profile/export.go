@@ -21,6 +21,13 @@ func (s *Service) Export(ctx context.Context, ref string, pol *Policy) (any, err
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
+	if target, _, ok := decodeForward(recs[0].Data); ok && recs[0].Version != 0 {
+		// A visitor merged into a contact: everything is the contact's now.
+		pid = target
+		if recs, err = s.store.Get(ctx, pid, ids); err != nil {
+			return nil, fmt.Errorf("export: %w", err)
+		}
+	}
 	if isEmpty(&Snapshot{Records: recs}) {
 		return nil, ErrNotFound
 	}

@@ -84,9 +84,12 @@ func (w Window) Opened(t time.Time, loc *time.Location) (int, bool) {
 }
 
 // Collecting reports whether events at t are routed to the season, and the
-// cycle (the year its collect window opened) they belong to.
+// cycle they belong to (see Cycle).
 func (s *Season) Collecting(t time.Time) (int, bool) {
-	return s.Collect.Opened(t, s.Location)
+	if !s.Collect.Contains(t, s.Location) {
+		return 0, false
+	}
+	return s.Cycle(t), true
 }
 
 // ActiveAt reports whether rules can see the season's profile at t.
@@ -94,40 +97,69 @@ func (s *Season) ActiveAt(t time.Time) bool {
 	return s.Active.Contains(t, s.Location)
 }
 
-// Cycle returns the year in which the most recent occurrence of the
-// season's collect window opened, at or before t. A seasonal profile
-// written in another cycle belongs to an earlier year's season.
+// Cycle returns the cycle t belongs to: the year in which the collect
+// window of the season's most recent occurrence opened, where an occurrence
+// starts on the first day of its collect or of its active window, whichever
+// comes first. A seasonal profile is stored and shown for one cycle, so an
+// active window that opens a few days before the collect window shows the
+// coming cycle's (still empty) profile, never last year's.
 func (s *Season) Cycle(t time.Time) int {
-	loc := s.Location
-	if loc == nil {
-		loc = time.UTC
-	}
+	loc := s.loc()
 	t = t.In(loc)
-	if (MonthDay{Month: t.Month(), Day: t.Day()}).ord() >= s.Collect.From.ord() {
-		return t.Year()
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	for c := t.Year() + 1; ; c-- {
+		if !s.opens(c).After(day) {
+			return c
+		}
 	}
-	return t.Year() - 1
 }
 
-// End returns when the active window of cycle closes: the end of its last
-// day in the season's time zone.
+// retain is how long a cycle's profile is kept after the cycle ends.
+func (s *Season) retain() time.Duration {
+	return time.Duration(max(s.RetainDays, 1)) * 24 * time.Hour
+}
+
+func (s *Season) loc() *time.Location {
+	if s.Location == nil {
+		return time.UTC
+	}
+	return s.Location
+}
+
+// opens returns the first day (a UTC midnight standing for a day in the
+// season's zone) of cycle's occurrence.
+func (s *Season) opens(cycle int) time.Time {
+	start, _ := s.active(cycle)
+	if c := lastDay(cycle, s.Collect.From); c.Before(start) {
+		return c
+	}
+	return start
+}
+
+// active returns the first and last day of the active window's occurrence
+// that belongs to cycle: the earliest one that has not ended before the
+// cycle's collect window opens. It may open before the collect window (a
+// few days' head start), overlap it, or follow it.
+func (s *Season) active(cycle int) (from, to time.Time) {
+	collect := lastDay(cycle, s.Collect.From)
+	for y := cycle - 1; ; y++ {
+		from = lastDay(y, s.Active.From)
+		endYear := y
+		if s.Active.To.ord() < s.Active.From.ord() {
+			endYear++
+		}
+		to = lastDay(endYear, s.Active.To)
+		if !to.Before(collect) {
+			return from, to
+		}
+	}
+}
+
+// End returns when cycle's occurrence closes: the end of the last day of
+// its active or collect window, whichever closes later, in the season's
+// time zone.
 func (s *Season) End(cycle int) time.Time {
-	loc := s.Location
-	if loc == nil {
-		loc = time.UTC
-	}
-	// The active window's occurrence that belongs to cycle starts on or
-	// after the collect window's opening day.
-	startYear := cycle
-	if s.Active.From.ord() < s.Collect.From.ord() {
-		startYear++
-	}
-	endYear := startYear
-	if s.Active.To.ord() < s.Active.From.ord() {
-		endYear++
-	}
-	end := lastDay(endYear, s.Active.To)
-	// The collect window may close after the active window.
+	_, end := s.active(cycle)
 	cEnd := cycle
 	if s.Collect.To.ord() < s.Collect.From.ord() {
 		cEnd++
@@ -135,7 +167,7 @@ func (s *Season) End(cycle int) time.Time {
 	if ce := lastDay(cEnd, s.Collect.To); ce.After(end) {
 		end = ce
 	}
-	return time.Date(end.Year(), end.Month(), end.Day(), 23, 59, 59, 0, loc)
+	return time.Date(end.Year(), end.Month(), end.Day(), 23, 59, 59, 0, s.loc())
 }
 
 // lastDay returns the date of md in year; 02-29 in a common year is 02-28.

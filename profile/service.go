@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -58,6 +59,11 @@ type Snapshot struct {
 	Seasonal []*Profile // parallel to Policy.Seasons; nil when absent or from an earlier cycle
 	Records  []Record   // [0] primary, then one per season, as stored
 	seasons  []string   // the season ids Records were read for
+	// forward is set when the primary record is a forward: the profile was
+	// merged into this one. frozen: the forward still holds the merged
+	// profile's data (Primary), the merge is not finished.
+	forward string
+	frozen  bool
 }
 
 // Size is the number of bytes the snapshot's records hold, for cache costs.
@@ -112,8 +118,18 @@ func seasonIDs(pol *Policy) []string {
 }
 
 // Load reads pid's primary profile and its seasonal profiles for the seasons
-// of pol, in one store round trip.
+// of pol, in one store round trip. A profile merged into another one loads
+// as the surviving profile (Primary.ID says which).
 func (s *Service) Load(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
+	snap, err := s.read(ctx, pid, pol)
+	if err != nil || snap.forward == "" {
+		return snap, err
+	}
+	return s.read(ctx, snap.forward, pol)
+}
+
+// read is Load without following a forward.
+func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
 	ids := seasonIDs(pol)
 	recs, err := s.store.Get(ctx, pid, ids)
 	if err != nil {
@@ -124,7 +140,12 @@ func (s *Service) Load(ctx context.Context, pid string, pol *Policy) (*Snapshot,
 
 func (s *Service) snapshot(pid string, pol *Policy, ids []string, recs []Record) *Snapshot {
 	snap := &Snapshot{Records: recs, seasons: ids, Seasonal: make([]*Profile, len(ids))}
-	snap.Primary = decodeRecord(recs[0])
+	primary := recs[0]
+	if target, data, ok := decodeForward(primary.Data); ok && primary.Version != 0 {
+		snap.forward, snap.frozen = target, data != nil
+		primary = Record{Data: data, Version: primary.Version}
+	}
+	snap.Primary = decodeRecord(primary)
 	if snap.Primary == nil {
 		snap.Primary = &Profile{ID: pid}
 	}
@@ -156,130 +177,137 @@ func decodeRecord(r Record) *Profile {
 // Record applies events to the profile of pid atomically, starting from
 // cached when it is not nil (saving a read when it is still current) and
 // retrying on concurrent changes. Events come decoded and validated. An
-// identify event may move the visitor to a contact's profile: the returned
-// snapshot's Primary.ID is then the surviving profile id, which the caller
-// puts in the visitor's cookie.
+// identify event may move the visitor to a contact's profile, and a profile
+// merged into another one forwards its events there: the returned
+// snapshot's Primary.ID is the profile that holds the events, which the
+// caller puts in the visitor's cookie.
 func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, events []Event, pol *Policy) (*Snapshot, error) {
-	target := pid
-	var from *Snapshot
+	var id *identity
 	for i := len(events) - 1; i >= 0; i-- {
 		if events[i].Type != Identify {
 			continue
 		}
 		var err error
-		if target, from, err = s.identify(ctx, pid, cached, &events[i], pol); err != nil {
+		if id, err = s.identify(ctx, pid, cached, &events[i], pol); err != nil {
 			return nil, err
 		}
 		break
 	}
-	mu := s.stripe(target)
-	mu.Lock()
-	defer mu.Unlock()
-	var snap *Snapshot
-	for attempt := 0; ; attempt++ {
-		base := cached
-		if !base.fits(target, pol) {
-			var err error
-			if base, err = s.Load(ctx, target, pol); err != nil {
-				return nil, err
-			}
-		}
-		w := s.newWork(target, base, pol)
-		if from != nil {
-			w.merge(from)
-		}
-		for i := range events {
-			w.apply(&events[i])
-		}
-		writes := w.writes()
-		if len(writes) == 0 {
-			snap = base
-			break
-		}
-		err := s.store.Put(ctx, target, writes)
-		if errors.Is(err, ErrConflict) && attempt < maxRetries {
-			cached = nil
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("record events: %w", err)
-		}
-		snap = w.result(writes)
-		break
+	if id == nil {
+		return s.write(ctx, pid, cached, events, pol, nil, nil)
 	}
-	if from != nil && from.Primary.ID != target {
-		// The anonymous profile lives on in the contact's; its own records
-		// go. A failure leaves an orphan that expires with its TTL.
-		if err := s.store.Delete(ctx, from.Primary.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return snap, nil
-		}
+	if id.target != pid {
+		cached = nil
 	}
+	snap, err := s.write(ctx, id.target, cached, events, pol, id, id.from)
+	if err != nil {
+		s.unlinkAll(id)
+		return nil, err
+	}
+	if id.from != nil {
+		s.finish(ctx, id.from, pol)
+	}
+	// Links made for identifiers the profile did not take (it holds another
+	// of that kind, or the visitor turned out merged elsewhere) go.
+	held := linkKeys(snap.Primary)
+	id.created = slices.DeleteFunc(id.created, func(k string) bool {
+		return snap.Primary.ID == id.target && slices.Contains(held, k)
+	})
+	s.unlinkAll(id)
 	return snap, nil
 }
 
-// identify decides which profile a visitor identifying as a contact ends up
-// in, and links the contact's identifiers:
-//   - the contact is new: the visitor's profile becomes the contact's;
-//   - the contact is known elsewhere and the visitor is anonymous: the
-//     visitor's profile merges into the contact's (returned as from);
-//   - the visitor is already another known contact: the two are never
-//     merged; the visitor moves to the contact's profile, or to a new one.
-func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev *Event, pol *Policy) (string, *Snapshot, error) {
-	vis := cached
-	if !vis.fits(pid, pol) {
+// write applies events (and a frozen profile to merge, and what an identify
+// decided) to pid under its stripe lock with compare-and-set retries. A
+// forward met on the way is followed, finishing its merge first.
+func (s *Service) write(ctx context.Context, pid string, base *Snapshot, events []Event, pol *Policy, id *identity, from *frozen) (*Snapshot, error) {
+	for attempt, hops := 0, 0; ; attempt++ {
+		snap, fwd, err := s.attempt(ctx, pid, base, events, pol, id, from)
+		switch {
+		case err == nil && fwd == nil:
+			return snap, nil
+		case fwd != nil:
+			// pid was merged into another profile: finish that merge, then
+			// write there. Forwards never chain (only anonymous profiles are
+			// merged, only into known ones), so hops stay few.
+			if hops++; hops > 3 {
+				return nil, fmt.Errorf("record events: %w: forwards do not end", ErrConflict)
+			}
+			if fwd.snap != nil || len(fwd.season) > 0 {
+				if _, err := s.write(ctx, fwd.target, nil, nil, pol, nil, fwd); err != nil {
+					return nil, err
+				}
+				s.finish(ctx, fwd, pol)
+			}
+			pid, base = fwd.target, nil
+			if id != nil {
+				// The identifiers were linked to the forwarded profile; the
+				// survivor does not take them, and the links go.
+				id.email, id.customer = "", ""
+			}
+		case errors.Is(err, ErrConflict) && attempt < maxRetries:
+			base = nil
+		default:
+			return nil, fmt.Errorf("record events: %w", err)
+		}
+	}
+}
+
+// attempt is one try of write: nil snapshot and a frozen merge when pid
+// turned out to be a forward.
+func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, events []Event, pol *Policy, id *identity, from *frozen) (*Snapshot, *frozen, error) {
+	mu := s.stripe(pid)
+	mu.Lock()
+	defer mu.Unlock()
+	if !base.fits(pid, pol) || base.forward != "" {
 		var err error
-		if vis, err = s.Load(ctx, pid, pol); err != nil {
-			return "", nil, err
+		if base, err = s.read(ctx, pid, pol); err != nil {
+			return nil, nil, err
 		}
 	}
-	var idents []string
-	if ev.Email != "" {
-		k, _ := linkKey("email:" + ev.Email)
-		idents = append(idents, k)
+	if base.forward != "" {
+		return nil, frozenOf(pid, base), nil
 	}
-	if ev.Customer != "" {
-		k, err := linkKey("customer:" + ev.Customer)
+	w := s.newWork(pid, base, pol)
+	if id != nil && id.target == pid {
+		w.email, w.customer = id.email, id.customer
+	}
+	if from != nil && !slices.Contains(base.Primary.Aliases, from.pid) {
+		w.merge(from)
+	}
+	for i := range events {
+		w.apply(&events[i])
+	}
+	w.settle()
+	writes := w.writes()
+	if len(writes) == 0 {
+		return base, nil, nil
+	}
+	if err := s.dropForwards(ctx, pid, w.dropped); err != nil {
+		return nil, nil, err
+	}
+	if err := s.store.Put(ctx, pid, writes); err != nil {
+		return nil, nil, err
+	}
+	return w.result(writes), nil, nil
+}
+
+// dropForwards deletes the forwards to pid of aliases that fall off its
+// bounded alias list, before the list forgets them: a forward nobody lists
+// would survive the survivor's erasure.
+func (s *Service) dropForwards(ctx context.Context, pid string, aliases []string) error {
+	for _, a := range aliases {
+		recs, err := s.store.Get(ctx, a, nil)
 		if err != nil {
-			return "", nil, err
+			return err
 		}
-		idents = append(idents, k)
-	}
-	existing := ""
-	for _, id := range idents {
-		got, err := s.store.Lookup(ctx, id)
-		if err == nil {
-			existing = got
-			break
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", nil, fmt.Errorf("identify: %w", err)
+		if target, _, ok := decodeForward(recs[0].Data); ok && target == pid {
+			if err := s.store.Delete(ctx, a); err != nil {
+				return err
+			}
 		}
 	}
-	p := vis.Primary
-	conflict := (ev.Email != "" && p.Email != "" && p.Email != ev.Email) ||
-		(ev.Customer != "" && p.CustomerID != "" && p.CustomerID != ev.Customer)
-	target := pid
-	switch {
-	case existing != "":
-		target = existing
-	case conflict:
-		target = NewID()
-	}
-	ttl := knownTTL(pol)
-	for _, id := range idents {
-		got, err := s.store.Link(ctx, id, target, ttl)
-		if err != nil {
-			return "", nil, fmt.Errorf("identify: %w", err)
-		}
-		if got != target && existing == "" && target == pid {
-			// Another request linked the contact first: join it.
-			target, existing = got, got
-		}
-	}
-	if target == pid || (p.Known && target != pid) || isEmpty(vis) {
-		return target, nil, nil
-	}
-	return target, vis, nil
+	return nil
 }
 
 func isEmpty(s *Snapshot) bool {
@@ -307,8 +335,9 @@ func anonTTL(pol *Policy) time.Duration {
 
 // Contact returns the profile id of the contact named by ref
 // ("email:<address>" or "customer:<id>"), creating a linked profile when the
-// contact is new.
-func (s *Service) Contact(ctx context.Context, ref string) (string, error) {
+// contact is new. The link and the profile live as long as a known profile
+// of pol.
+func (s *Service) Contact(ctx context.Context, ref string, pol *Policy) (string, error) {
 	key, err := linkKey(ref)
 	if err != nil {
 		return "", err
@@ -321,7 +350,7 @@ func (s *Service) Contact(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("resolve contact: %w", err)
 	}
 	pid = NewID()
-	got, err := s.store.Link(ctx, key, pid, defaultKnown)
+	got, err := s.store.Link(ctx, key, pid, knownTTL(pol))
 	if err != nil {
 		return "", fmt.Errorf("link contact: %w", err)
 	}
@@ -335,8 +364,9 @@ func (s *Service) Contact(ctx context.Context, ref string) (string, error) {
 	} else {
 		p.CustomerID = val
 	}
-	err = s.store.Put(ctx, pid, []Write{{Expect: 0, Version: newVersion(0), Data: Encode(nil, p), TTL: defaultKnown}})
+	err = s.store.Put(ctx, pid, []Write{{Expect: 0, Version: newVersion(0), Data: Encode(nil, p), TTL: knownTTL(pol), Links: []string{key}}})
 	if err != nil && !errors.Is(err, ErrConflict) {
+		s.unlinkAll(&identity{target: pid, created: []string{key}})
 		return "", fmt.Errorf("create contact: %w", err)
 	}
 	return pid, nil
@@ -373,9 +403,11 @@ func (s *Service) Scan(ctx context.Context, cursor string, n int) ([]string, str
 	return s.store.Scan(ctx, cursor, n)
 }
 
-// Erase removes everything held on the profile ref names: primary and
-// seasonal records and every identity link (right to erasure). A profile
-// that holds nothing is ErrNotFound.
+// Erase removes everything held on the profile ref names (right to
+// erasure): its primary and seasonal records, the identity links of every
+// identifier it holds and of ref itself, and the forwards of the visitors
+// merged into it. A visitor id merged into a contact names the contact. A
+// profile that holds nothing is ErrNotFound.
 func (s *Service) Erase(ctx context.Context, ref string) error {
 	pid, err := s.Resolve(ctx, ref)
 	if err != nil {
@@ -385,30 +417,44 @@ func (s *Service) Erase(ctx context.Context, ref string) error {
 	if err != nil {
 		return fmt.Errorf("erase: %w", err)
 	}
-	p := decodeRecord(recs[0])
-	found := recs[0].Version != 0
-	if p != nil {
-		for _, ref := range identRefs(p) {
-			key, err := linkKey(ref)
-			if err != nil {
-				continue
-			}
-			if err := s.store.Unlink(ctx, key, pid); err != nil && !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("erase link: %w", err)
-			}
+	if target, _, ok := decodeForward(recs[0].Data); ok && recs[0].Version != 0 {
+		// Erasing a merged visitor erases the person it was merged into;
+		// the forward itself goes with the survivor's aliases below.
+		if err := s.store.Delete(ctx, pid); err != nil {
+			return fmt.Errorf("erase: %w", err)
 		}
+		pid = target
+		if recs, err = s.store.Get(ctx, pid, nil); err != nil {
+			return fmt.Errorf("erase: %w", err)
+		}
+	}
+	found := recs[0].Version != 0
+	var keys []string
+	p := decodeRecord(recs[0])
+	if p != nil {
+		keys = linkKeys(p)
 	}
 	if !IsID(ref) {
 		// The reference itself is a link that must go even when the
 		// profile record has already expired.
 		key, _ := linkKey(ref)
+		keys = append(keys, key)
+		found = true
+	}
+	// The record goes first: links removed before it could be taken by a
+	// racing identify while the record still held the identifier.
+	if err := s.store.Delete(ctx, pid); err != nil {
+		return fmt.Errorf("erase: %w", err)
+	}
+	for _, key := range keys {
 		if err := s.store.Unlink(ctx, key, pid); err != nil && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("erase link: %w", err)
 		}
-		found = true
 	}
-	if err := s.store.Delete(ctx, pid); err != nil {
-		return fmt.Errorf("erase: %w", err)
+	if p != nil {
+		if err := s.dropForwards(ctx, pid, p.Aliases); err != nil {
+			return fmt.Errorf("erase merged visitors: %w", err)
+		}
 	}
 	if !found {
 		return ErrNotFound

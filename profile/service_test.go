@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fastjson"
 )
 
 var (
@@ -189,9 +191,13 @@ func TestIdentifyAndMerge(t *testing.T) {
 			}
 		}
 		assert.Equal(t, uint32(2), views, "counters add")
-		recs, err := st.Get(ctx, phone, nil)
+		recs, err := st.Get(ctx, phone, []string{"sinterklaas"})
 		require.NoError(t, err)
-		assert.Zero(t, recs[0].Version, "the merged anonymous profile is gone")
+		assert.NotContains(t, string(recs[0].Data), "/sneakers", "the merged anonymous profile's data is gone")
+		assert.Less(t, len(recs[0].Data), 40, "only a forward to the survivor stays")
+		fwd, err := svc.Load(ctx, phone, pol)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, fwd.Primary.ID, "the phone's old id forwards to the survivor")
 
 		resolved, err := svc.Resolve(ctx, "email: SAM@example.nl ")
 		require.NoError(t, err)
@@ -224,9 +230,9 @@ func TestContactEventsAndErase(t *testing.T) {
 	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
 		ctx := context.Background()
 		pol := policy()
-		pid, err := svc.Contact(ctx, "email:erase@example.nl")
+		pid, err := svc.Contact(ctx, "email:erase@example.nl", pol)
 		require.NoError(t, err)
-		again, err := svc.Contact(ctx, "email:Erase@Example.nl")
+		again, err := svc.Contact(ctx, "email:Erase@Example.nl", pol)
 		require.NoError(t, err)
 		assert.Equal(t, pid, again)
 		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
@@ -339,5 +345,218 @@ func TestIdentifyConcurrently(t *testing.T) {
 			}
 		}
 		assert.Equal(t, uint32(devices*3), views, "no count lost: 2 anonymous + 1 identified view per device")
+	})
+}
+
+func purchaseCount(p *profile.Profile) uint32 {
+	if p == nil {
+		return 0
+	}
+	for _, c := range p.Behaviour {
+		if c.Type == profile.Purchase && c.Key == (profile.Key{}) {
+			return c.Total
+		}
+	}
+	return 0
+}
+
+func TestImportRoutesByEventTime(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		lastYear := time.Date(2025, 11, 20, 12, 0, 0, 0, time.UTC).Unix()
+		gift := func(order string, ts int64) []profile.Event {
+			return []profile.Event{{Type: profile.Purchase, OrderID: order, TS: ts, Trusted: true,
+				Items: []profile.Item{{SKU: "playmobil", Category: "toys", Gift: true}}}}
+		}
+
+		// Kept long enough, last year's cycle holds the import, and rules
+		// never see it this year.
+		long := policy()
+		long.Seasons[0].RetainDays = 400
+		pid := profile.NewID()
+		snap, err := svc.Record(ctx, pid, nil, gift("o-2025", lastYear), long)
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0], "last year's purchase does not show this year's banner")
+		assert.Zero(t, purchaseCount(snap.Primary), "a gift never counts in the primary profile")
+		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		require.NotZero(t, recs[1].Version, "the import is stored in its season")
+		stored, err := profile.Decode(recs[1].Data)
+		require.NoError(t, err)
+		assert.Equal(t, 2025, stored.Cycle, "in last year's cycle")
+		assert.Equal(t, uint32(1), purchaseCount(stored))
+		loaded, err := svc.Load(ctx, pid, long)
+		require.NoError(t, err)
+		assert.Nil(t, loaded.Seasonal[0])
+
+		// This year's gift starts this year's cycle; an import of last
+		// year sent afterwards never lands in it.
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2026", 0), long)
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, 2026, snap.Seasonal[0].Cycle)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+		snap, err = svc.Record(ctx, pid, nil, gift("o-2025b", lastYear), long)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "last year's order is not this year's")
+
+		// With retain_days over, last year's cycle is gone: the import is
+		// remembered (an order id counts once) but shown nowhere.
+		pid = profile.NewID()
+		snap, err = svc.Record(ctx, pid, nil, gift("o-old", lastYear), policy())
+		require.NoError(t, err)
+		assert.Nil(t, snap.Seasonal[0])
+		recs, err = st.Get(ctx, pid, []string{"sinterklaas"})
+		require.NoError(t, err)
+		assert.Zero(t, recs[1].Version, "nothing is stored past its retention")
+		assert.Zero(t, purchaseCount(snap.Primary))
+	})
+}
+
+func TestOrderCountsOnceAcrossSeasons(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pid := profile.NewID()
+		order := []profile.Event{{Type: profile.Purchase, OrderID: "o-1", Items: []profile.Item{
+			{SKU: "playmobil", Category: "toys", Price: 40, Gift: true},
+		}}}
+		snap, err := svc.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]))
+
+		// The same order again on 20 December: the collect window is
+		// closed, so it would go to the primary profile; it counted already.
+		dec20 := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 12, 20, 12, 0, 0, 0, time.UTC) }})
+		snap, err = dec20.Record(ctx, pid, nil, order, policy())
+		require.NoError(t, err)
+		assert.Zero(t, purchaseCount(snap.Primary), "an order id counts once across primary and seasonal profiles")
+
+		// And the other way round: counted in the primary profile, then
+		// sent again as a gift in the window.
+		pid = profile.NewID()
+		march := profile.NewService(st, profile.Options{Now: func() time.Time { return time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC) }})
+		_, err = march.Record(ctx, pid, nil, []profile.Event{{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "shoe"}}}}, policy())
+		require.NoError(t, err)
+		snap, err = svc.Record(ctx, pid, nil, []profile.Event{
+			{Type: profile.Purchase, OrderID: "o-2", Items: []profile.Item{{SKU: "playmobil", Gift: true}}},
+			{Type: profile.Purchase, OrderID: "o-3", Season: "sinterklaas", Items: []profile.Item{{SKU: "lego"}}},
+			{Type: profile.Purchase, OrderID: "o-3", Items: []profile.Item{{SKU: "lego"}}},
+		}, policy())
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), purchaseCount(snap.Primary))
+		require.NotNil(t, snap.Seasonal[0])
+		assert.Equal(t, uint32(1), purchaseCount(snap.Seasonal[0]), "o-3 once, o-2 not again")
+	})
+}
+
+func TestStoredRecordStaysUnder64KB(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		pid := profile.NewID()
+		long := func(tag string, n int) string { return (tag + strings.Repeat("x", n))[:n] }
+		decode := func(body string) ([]profile.Event, error) {
+			return profile.DecodeEvents(fastjson.MustParse(body), profile.DecodeOptions{Now: novNow, Seasons: pol.Seasons})
+		}
+		record := func(body string) {
+			t.Helper()
+			evs, err := decode(body)
+			require.NoError(t, err)
+			_, err = svc.Record(ctx, pid, nil, evs, pol)
+			require.NoError(t, err)
+			recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
+			require.NoError(t, err)
+			for _, r := range recs {
+				require.Less(t, len(r.Data), profile.MaxRecord, "every stored record stays under 64 KB")
+			}
+		}
+
+		// The finding: list fields of 32 items of 1 KB, 64 of them, is
+		// refused as a whole, naming the bound.
+		var b strings.Builder
+		b.WriteString(`[{"type":"form_submit","form":"f","fields":{`)
+		for i := range profile.MaxFields {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"f` + strconv.Itoa(i) + `":[`)
+			for j := range profile.MaxListItems {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(j), 1024) + `"`)
+			}
+			b.WriteString(`]`)
+		}
+		b.WriteString(`}}]`)
+		_, err := decode(b.String())
+		require.Error(t, err)
+		assert.ErrorIs(t, err, profile.ErrInvalid)
+		assert.Contains(t, err.Error(), "events[0].fields: at most 16384 bytes")
+
+		// The most that is accepted, at every bound: fields up to the
+		// bound of one event, four times over; 512 clicks with 512-byte
+		// URLs and the longest targets; 100 cart lines and 100 orders with
+		// the longest ids; interests and consents to their bounds.
+		for r := range 4 {
+			b.Reset()
+			b.WriteString(`[{"type":"form_submit","form":"` + long("f", 128) + `","fields":{`)
+			for i := range 16 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + long(strconv.Itoa(r*16+i)+"n", 6) + `":"` + long("v", 1000) + `"`)
+			}
+			b.WriteString(`}}]`)
+			record(b.String())
+		}
+		for r := range 6 {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				n := r*100 + i
+				b.WriteString(`{"type":"click","target":"` + long(strconv.Itoa(n)+"t", 256) + `","url":"/` + long(strconv.Itoa(n)+"u", 600) + `"}`)
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		for _, ev := range []func(i int) string{
+			func(i int) string {
+				return `{"type":"cart_add","sku":"` + long(strconv.Itoa(i)+"s", 128) + `","category":"` + long("c", 64) + `","price":1e9,"quantity":10000}`
+			},
+			func(i int) string {
+				return `{"type":"purchase","order_id":"` + long(strconv.Itoa(i)+"o", 128) + `","items":[{"sku":"` + long(strconv.Itoa(i)+"k", 128) + `","price":1e9}]}`
+			},
+			func(i int) string { return `{"type":"interest","name":"` + long(strconv.Itoa(i)+"i", 64) + `"}` },
+		} {
+			b.Reset()
+			b.WriteByte('[')
+			for i := range 100 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(ev(i))
+			}
+			b.WriteByte(']')
+			record(b.String())
+		}
+		record(`[{"type":"page_view","url":"/last"}]`)
+
+		snap, err := svc.Load(ctx, pid, pol)
+		require.NoError(t, err)
+		p := snap.Primary
+		last := false
+		for _, c := range p.Behaviour {
+			last = last || c.Key.URL == "/last"
+		}
+		assert.True(t, last, "the newest behaviour is kept")
+		assert.Contains(t, p.Fields, long("63n", 6), "the most recently set field is kept")
+		require.NotEmpty(t, p.Orders)
+		assert.Equal(t, long("99o", 128), p.Orders[len(p.Orders)-1].ID, "the newest order id is kept")
+		assert.Len(t, p.Interests, profile.MaxInterests)
 	})
 }

@@ -27,12 +27,20 @@ type Record struct {
 // Write is one record to write in a Put. Season "" is the primary record.
 // Data nil deletes the record. The write applies only when the stored version
 // is still Expect (0: the record must be absent); the record then gets Version.
+//
+// Links (primary writes only) name the identity links that must live exactly
+// as long as the record: each one that still maps to the profile gets the
+// record's expiry, to the millisecond; links mapping elsewhere, or absent,
+// are left alone. On a single store this happens in the same atomic write;
+// where a link cannot share the record's slot (Redis Cluster) it follows
+// right after the record was written.
 type Write struct {
 	Season  string
 	Expect  uint64
 	Version uint64
 	Data    []byte
-	TTL     time.Duration
+	TTL     time.Duration // 0: no expiry
+	Links   []string
 	// Tallies are counter increments applied in the same atomic step as
 	// the records, only when the write applies (experiment exposures and
 	// conversions). A store applies the tallies of every write of a Put.
@@ -74,7 +82,8 @@ type Store interface {
 	Delete(ctx context.Context, pid string) error
 
 	// Link maps ident to pid unless ident is already mapped, and returns the
-	// pid ident maps to afterwards. It refreshes the link's TTL.
+	// pid ident maps to afterwards. A new link gets ttl; an existing link to
+	// pid keeps its expiry (the record's Put sets it, see Write.Links).
 	Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error)
 	// Lookup returns the pid ident maps to, or ErrNotFound.
 	Lookup(ctx context.Context, ident string) (string, error)

@@ -1,6 +1,9 @@
 package profile
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // work is one attempt at applying a batch of events to a profile: mutable
 // copies of the records it touches, decoded from the snapshot it started
@@ -15,6 +18,11 @@ type work struct {
 	dirty []bool
 	del   []bool
 	hits  []ScoreHit
+	// email, customer: the identifiers an identify may give this profile
+	// (their links map here); other identify events only set fields.
+	email, customer string
+	merged          bool
+	dropped         []string // aliases that fell off the bounded list
 	// tallies count the exposures and conversions this work records; they
 	// go with the primary record's write.
 	tallies []Tally
@@ -27,29 +35,60 @@ func (s *Service) newWork(pid string, base *Snapshot, pol *Policy) *work {
 }
 
 // prof returns the mutable profile at i (0 primary, 1+k season k), decoding
-// it from the base record or starting an empty one. A seasonal record from
-// an earlier cycle starts afresh.
+// it from the base record or starting an empty one. For a season it is the
+// profile of the cycle that is current now (see seasonal).
 func (w *work) prof(i int) *Profile {
-	if p := w.profs[i]; p != nil {
-		return p
-	}
-	var p *Profile
-	if w.base != nil && i < len(w.base.Records) {
-		p = decodeRecord(w.base.Records[i])
-	}
 	if i == 0 {
+		if p := w.profs[0]; p != nil {
+			return p
+		}
+		p := w.stored(0)
 		if p == nil {
 			p = &Profile{}
 		}
 		p.ID = w.pid
-	} else {
-		s := &w.pol.Seasons[i-1]
-		cycle := s.Cycle(w.now)
-		if p == nil || p.Cycle != cycle {
-			p = &Profile{Season: s.ID, Cycle: cycle}
-		}
-		p.ID = w.pid
+		w.profs[0] = p
+		return p
 	}
+	return w.seasonal(i, w.pol.Seasons[i-1].Cycle(w.now))
+}
+
+// stored decodes the base record at i, or nil. A record deleted earlier
+// in this batch (consent withdrawn) is nil: nothing of it may come back.
+func (w *work) stored(i int) *Profile {
+	if w.base == nil || i >= len(w.base.Records) || w.del[i] {
+		return nil
+	}
+	return decodeRecord(w.base.Records[i])
+}
+
+// seasonal returns the mutable profile of season slot i for cycle. A
+// season keeps one cycle's record: a record from an earlier cycle is
+// replaced by a fresh one. An event of an earlier cycle than the one the
+// record holds gets nil: that cycle's profile is no longer kept (its
+// retain_days ran out, or a newer cycle has taken its place).
+func (w *work) seasonal(i, cycle int) *Profile {
+	s := &w.pol.Seasons[i-1]
+	if !s.End(cycle).Add(s.retain()).After(w.now) {
+		return nil
+	}
+	p := w.profs[i]
+	if p == nil {
+		p = w.stored(i)
+		if p != nil && p.Cycle < cycle {
+			p = nil
+		}
+	}
+	switch {
+	case p == nil:
+		p = &Profile{Season: w.pol.Seasons[i-1].ID, Cycle: cycle}
+	case p.Cycle > cycle:
+		return nil
+	case p.Cycle < cycle:
+		// Only a profile replaced within this batch can be older here.
+		p = &Profile{Season: w.pol.Seasons[i-1].ID, Cycle: cycle}
+	}
+	p.ID = w.pid
 	w.profs[i] = p
 	return p
 }
@@ -75,7 +114,7 @@ func (w *work) apply(ev *Event) {
 		return
 	}
 	t := time.Unix(ts, 0)
-	if ev.Type == Purchase && ev.Season == "" {
+	if ev.Type == Purchase {
 		if w.applyPurchase(ev, ts, t) {
 			w.convert(ev, ts)
 		}
@@ -85,7 +124,10 @@ func (w *work) apply(ev *Event) {
 	if isBehaviour(ev.Type) {
 		idx = route(w.pol, ev, t) + 1
 	}
-	if w.applyTo(idx, ev, ts) && isBehaviour(ev.Type) {
+	if ev.Type == Identify {
+		ev = w.identifiers(ev)
+	}
+	if w.applyTo(idx, ev, ts, t) && isBehaviour(ev.Type) {
 		w.convert(ev, ts)
 	}
 	if ev.Type == ConsentEvent {
@@ -97,26 +139,42 @@ func (w *work) apply(ev *Event) {
 
 // applyPurchase routes each order line on its own: the toys bought as
 // Sinterklaas gifts go to the seasonal profile, the shoes bought in the same
-// order to the primary one. Each profile counts the order once.
+// order to the primary one (an explicit season takes the whole order). An
+// order id counts once across the primary and every seasonal profile: the
+// primary profile's order list remembers every order id counted, also when
+// all its lines went to a season, so that the same order sent again after
+// the collect window closed (or after the seasonal profile expired) is
+// still recognised.
+//
+// It reports whether the order counted (it was not counted before).
 func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) bool {
+	if w.counted(ev.OrderID) {
+		return false
+	}
 	groups := make(map[int][]Item, 2)
 	order := make([]int, 0, 2)
-	for i := range ev.Items {
-		r := routeItem(w.pol, &ev.Items[i], t) + 1
-		if _, ok := groups[r]; !ok {
-			order = append(order, r)
+	if ev.Season != "" {
+		order = append(order, route(w.pol, ev, t)+1)
+		groups[order[0]] = ev.Items
+	} else {
+		for i := range ev.Items {
+			r := routeItem(w.pol, &ev.Items[i], t) + 1
+			if _, ok := groups[r]; !ok {
+				order = append(order, r)
+			}
+			groups[r] = append(groups[r], ev.Items[i])
 		}
-		groups[r] = append(groups[r], ev.Items[i])
 	}
-	changed := false
 	for _, r := range order {
 		sub := *ev
 		sub.Items = groups[r]
-		if w.applyTo(r, &sub, ts) {
-			changed = true
-		}
+		w.applyTo(r, &sub, ts, t)
 	}
-	return changed
+	if _, ok := groups[0]; !ok {
+		w.prof(0).rememberOrder(Order{ID: ev.OrderID, At: ts})
+		w.dirty[0] = true
+	}
+	return true
 }
 
 // convert counts ev as the conversion of the experiments it is a goal of.
@@ -136,17 +194,43 @@ func (w *work) convert(ev *Event, ts int64) {
 	}
 }
 
-// applyTo applies ev to the profile at idx and reports whether it changed.
-func (w *work) applyTo(idx int, ev *Event, ts int64) bool {
-	p := w.prof(idx)
-	w.hits = w.hits[:0]
-	if w.pol.Scorer != nil && isBehaviour(ev.Type) {
-		w.hits = w.pol.Scorer.Score(ev, w.hits)
+// counted reports whether the order id was counted already, in the primary
+// profile or in any seasonal record held, whatever its cycle.
+func (w *work) counted(id string) bool {
+	for i := range w.profs {
+		p := w.profs[i]
+		if p == nil {
+			p = w.stored(i)
+		}
+		if p != nil && p.hasOrder(id) {
+			return true
+		}
 	}
-	changed := p.apply(ev, ts, w.hits)
-	if changed {
-		w.dirty[idx] = true
-		w.del[idx] = false
+	return false
+}
+
+// applyTo applies ev to the profile at idx; for a season, to the profile
+// of the cycle that the event's own time t belongs to. An event of a cycle
+// whose profile is no longer kept changes only the primary's activity. It
+// reports whether the event changed the profile it went to.
+func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) bool {
+	var p *Profile
+	changed := false
+	if idx == 0 {
+		p = w.prof(0)
+	} else {
+		p = w.seasonal(idx, w.pol.Seasons[idx-1].Cycle(t))
+	}
+	if p != nil {
+		w.hits = w.hits[:0]
+		if w.pol.Scorer != nil && isBehaviour(ev.Type) {
+			w.hits = w.pol.Scorer.Score(ev, w.hits)
+		}
+		if p.apply(ev, ts, w.hits) {
+			w.dirty[idx] = true
+			w.del[idx] = false
+			changed = true
+		}
 	}
 	if idx != 0 && isBehaviour(ev.Type) {
 		// Activity keeps the primary profile alive and counts visits,
@@ -171,41 +255,77 @@ func (w *work) forget() {
 	}
 }
 
-// merge folds an anonymous visitor's snapshot into this profile, primary
-// into primary and each seasonal profile into the same season's.
-func (w *work) merge(from *Snapshot) {
-	if from.Primary != nil && from.Records[0].Version != 0 {
-		w.prof(0).Merge(from.Primary)
-		w.dirty[0] = true
+// identifiers returns ev with only the identifiers this profile may take:
+// those whose links map here (w.email, w.customer), and only where the
+// profile holds no other identifier of the same kind.
+func (w *work) identifiers(ev *Event) *Event {
+	p := w.prof(0)
+	e := *ev
+	if e.Email != w.email || (p.Email != "" && p.Email != e.Email) {
+		e.Email = ""
 	}
-	for i, sp := range from.Seasonal {
-		if sp == nil || i >= len(w.pol.Seasons) || from.seasons[i] != w.pol.Seasons[i].ID {
-			continue
-		}
-		p := w.prof(i + 1)
-		if p.Cycle != sp.Cycle {
-			continue
-		}
-		p.Merge(sp)
-		w.dirty[i+1] = true
+	if e.Customer != w.customer || (p.CustomerID != "" && p.CustomerID != e.Customer) {
+		e.Customer = ""
 	}
-	w.prof(0).Aliases = appendAlias(w.prof(0).Aliases, from.Primary.ID, w.pid)
+	return &e
 }
 
-func appendAlias(aliases []string, id, self string) []string {
-	if id == "" || id == self {
-		return aliases
-	}
-	for _, a := range aliases {
-		if a == id {
-			return aliases
+// merge folds a frozen anonymous profile into this one, primary into
+// primary and each seasonal profile into the same season's, and lists its
+// id among the aliases (which is what makes a merge happen once).
+func (w *work) merge(from *frozen) {
+	w.merged = true
+	p := w.prof(0)
+	aliases := p.Aliases
+	if snap := from.snap; snap != nil {
+		if snap.Records[0].Version != 0 && snap.Primary != nil {
+			src := *snap.Primary
+			// Identifiers come only through links; a merged profile
+			// brings none.
+			src.Email, src.CustomerID, src.Aliases = "", "", nil
+			p.Merge(&src)
+		}
+		for i, sp := range snap.Seasonal {
+			if sp == nil || i >= len(w.pol.Seasons) || i >= len(snap.seasons) || snap.seasons[i] != w.pol.Seasons[i].ID {
+				continue
+			}
+			sw := w.prof(i + 1)
+			if sw == nil || sw.Cycle != sp.Cycle {
+				continue
+			}
+			sw.Merge(sp)
+			w.dirty[i+1] = true
 		}
 	}
-	aliases = append(aliases, id)
-	if len(aliases) > MaxAliases {
-		aliases = aliases[len(aliases)-MaxAliases:]
+	p.Aliases = aliases
+	p.Aliases, w.dropped = appendAlias(p.Aliases, from.pid, w.pid)
+	w.dirty[0] = true
+}
+
+func appendAlias(aliases []string, id, self string) ([]string, []string) {
+	if id == "" || id == self || slices.Contains(aliases, id) {
+		return aliases, nil
 	}
-	return aliases
+	aliases = append(aliases, id)
+	if n := len(aliases) - MaxAliases; n > 0 {
+		dropped := slices.Clone(aliases[:n])
+		return aliases[n:], dropped
+	}
+	return aliases, nil
+}
+
+// settle enforces what holds for the whole batch: a merge that brings a
+// withdrawn "profiling" consent (newer than a grant) deletes the stored
+// behaviour, the survivor's included, and a profile holds an identifier
+// exactly when it is known.
+func (w *work) settle() {
+	if w.merged && !w.behaviourAllowed() {
+		w.forget()
+	}
+	if w.dirty[0] {
+		p := w.prof(0)
+		p.Known = p.Email != "" || p.CustomerID != ""
+	}
 }
 
 // writes returns the store writes for every changed record.
@@ -228,9 +348,10 @@ func (w *work) writes() []Write {
 			continue
 		}
 		p := w.profs[i]
-		wr.Data = Encode(nil, p)
+		wr.Data = encodeBounded(p)
 		wr.TTL = w.ttl(i, p)
 		if i == 0 {
+			wr.Links = linkKeys(p)
 			wr.Tallies = w.tallies
 		}
 		out = append(out, wr)
@@ -249,9 +370,21 @@ func (w *work) ttl(i int, p *Profile) time.Duration {
 		return anonTTL(w.pol)
 	}
 	s := &w.pol.Seasons[i-1]
-	retain := time.Duration(max(s.RetainDays, 1)) * 24 * time.Hour
-	d := s.End(p.Cycle).Add(retain).Sub(w.now)
-	return max(d, time.Hour)
+	d := s.End(p.Cycle).Add(s.retain()).Sub(w.now)
+	// A seasonal record never outlives its primary one: an expired visitor
+	// leaves nothing behind.
+	return min(max(d, time.Hour), w.ttl(0, w.prof(0)))
+}
+
+// linkKeys are the keys of the identity links of the identifiers p holds.
+func linkKeys(p *Profile) []string {
+	var keys []string
+	for _, ref := range identRefs(p) {
+		if k, err := linkKey(ref); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // result is the snapshot after writes were stored.
@@ -288,7 +421,11 @@ func (w *work) result(writes []Write) *Snapshot {
 		switch {
 		case w.del[i]:
 		case w.profs[i] != nil:
-			snap.Seasonal[i-1] = w.profs[i]
+			// Only the current cycle's profile is visible (an imported
+			// event may have written an earlier cycle's record).
+			if w.profs[i].Cycle == w.pol.Seasons[i-1].Cycle(w.now) {
+				snap.Seasonal[i-1] = w.profs[i]
+			}
 		case w.base != nil:
 			snap.Seasonal[i-1] = w.base.Seasonal[i-1]
 		}

@@ -133,7 +133,8 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 	return out, wrap("get profile", err)
 }
 
-// Put applies the writes atomically if every expected version holds.
+// Put applies the writes atomically if every expected version holds; the
+// primary write's links take its expiry in the same transaction.
 func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, err)
@@ -155,8 +156,14 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 				}
 				continue
 			}
-			if err := b.Put(k, encode(w.Version, w.TTL, now, w.Data)); err != nil {
+			v := encode(w.Version, w.TTL, now, w.Data)
+			if err := b.Put(k, v); err != nil {
 				return err
+			}
+			if w.Season == "" {
+				if err := expireLinks(tx.Bucket(bucketLinks), w.Links, pid, v[8:16], now); err != nil {
+					return err
+				}
 			}
 		}
 		// Counted in the transaction that stores the profile: both or
@@ -172,6 +179,23 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		return nil
 	})
 	return wrap("put profile", err)
+}
+
+// expireLinks gives each link that maps to pid the expiry exp (as stored in
+// a value: unix nanos, zero for none).
+func expireLinks(b *bolt.Bucket, links []string, pid string, exp []byte, now time.Time) error {
+	for _, l := range links {
+		v := b.Get([]byte(l))
+		if _, cur, ok := decode(v, now); !ok || string(cur) != pid {
+			continue
+		}
+		nv := bytes.Clone(v)
+		copy(nv[8:16], exp)
+		if err := b.Put([]byte(l), nv); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func tallyKey(name, field string) []byte {
@@ -221,13 +245,14 @@ func (s *Store) Delete(ctx context.Context, pid string) error {
 	return wrap("delete profile", err)
 }
 
-// Link maps ident to pid unless it maps elsewhere already.
+// Link maps ident to pid unless it is mapped already; an existing link
+// keeps its expiry.
 func (s *Store) Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error) {
 	now := s.now()
 	got := pid
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
-		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok && string(cur) != pid {
+		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok {
 			got = string(cur)
 			return nil
 		}

@@ -199,70 +199,123 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 	return out, nil
 }
 
+// putScript checks every expected version, then writes. ARGV: the number
+// of records n, the number of links m, the profile id, then 5 per record
+// (expected version, new version, absolute expiry in unix ms or 0 for none
+// or -1 to delete, data, season). KEYS: the n records, the profile's season
+// set, then the m links that take the primary record's expiry when they
+// still map to the profile, then the t tally keys (in the profile's own
+// hash slot). After the records' arguments: t, then 2 per tally (field,
+// increment). Expiries are absolute so that a link and its record end in
+// the same millisecond.
 var putScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
+local m = tonumber(ARGV[2])
 for i = 1, n do
-  local b = 2 + (i - 1) * 5
+  local b = 4 + (i - 1) * 5
   local cur = redis.call('GET', KEYS[i])
   local v = '00000000000000000000'
   if cur then v = string.sub(cur, 1, 20) end
   if v ~= ARGV[b] then return 0 end
 end
 local set = KEYS[n + 1]
+local primaryAt = nil
 for i = 1, n do
-  local b = 2 + (i - 1) * 5
+  local b = 4 + (i - 1) * 5
   local season = ARGV[b + 4]
   if ARGV[b + 2] == '-1' then
     redis.call('DEL', KEYS[i])
     if season ~= '' then redis.call('SREM', set, season) end
   else
-    local ttl = tonumber(ARGV[b + 2])
-    if ttl > 0 then
-      redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3], 'PX', ttl)
+    local at = tonumber(ARGV[b + 2])
+    if at > 0 then
+      redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3], 'PXAT', at)
     else
       redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3])
     end
+    if season == '' then primaryAt = at end
     if season ~= '' then
       local existed = redis.call('EXISTS', set)
       redis.call('SADD', set, season)
-      local cur = redis.call('PTTL', set)
-      if ttl <= 0 then
+      local ttl = redis.call('PTTL', set)
+      if at <= 0 then
         redis.call('PERSIST', set)
-      elseif existed == 0 or (cur > 0 and cur < ttl) then
-        redis.call('PEXPIRE', set, ttl)
+      elseif existed == 0 or (ttl > 0 and redis.call('TIME')[1] * 1000 + ttl < at) then
+        redis.call('PEXPIREAT', set, at)
       end
     end
   end
 end
-local m = tonumber(ARGV[2 + n * 5])
-for j = 1, m do
-  local a = 2 + n * 5 + (j - 1) * 2
-  redis.call('HINCRBY', KEYS[n + 1 + j], ARGV[a + 1], ARGV[a + 2])
+if primaryAt then
+  for j = 1, m do
+    local k = KEYS[n + 1 + j]
+    if redis.call('GET', k) == ARGV[3] then
+      if primaryAt > 0 then redis.call('PEXPIREAT', k, primaryAt) else redis.call('PERSIST', k) end
+    end
+  end
+end
+local tb = 4 + n * 5
+local t = tonumber(ARGV[tb])
+for j = 1, t do
+  redis.call('HINCRBY', KEYS[n + 1 + m + j], ARGV[tb + (j - 1) * 2 + 1], ARGV[tb + (j - 1) * 2 + 2])
 end
 return 1
 `)
 
-// Put applies the writes atomically in one Lua script.
+// expireLinkScript gives one link the expiry of its profile's record when
+// it still maps to the profile: the Redis Cluster half of a Put whose links
+// live in other slots than the record.
+var expireLinkScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local at = tonumber(ARGV[2])
+if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
+return 1
+`)
+
+// expiry is the absolute expiry, in unix milliseconds, of a record written
+// now with ttl; 0 means none.
+func expiry(now time.Time, ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return now.Add(max(ttl, time.Millisecond)).UnixMilli()
+}
+
+// Put applies the writes atomically in one Lua script. Links of the
+// primary write are refreshed in the same script on a single Redis, and
+// right after it on a cluster, where they live in other slots.
 func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
+	_, cluster := s.c.(*redis.ClusterClient)
+	now := time.Now()
 	keys := make([]string, 0, len(writes)+1)
-	args := make([]any, 0, 1+5*len(writes))
-	args = append(args, len(writes))
+	args := make([]any, 0, 3+5*len(writes))
+	var links []string
+	primaryAt := int64(-1)
 	for _, w := range writes {
 		if w.Season == "" {
 			keys = append(keys, s.primaryKey(pid))
+			if w.Data != nil {
+				links = w.Links
+				primaryAt = expiry(now, w.TTL)
+			}
 		} else {
 			keys = append(keys, s.seasonKey(pid, w.Season))
 		}
-		ttl := "-1"
+		at := "-1"
 		if w.Data != nil {
-			ttl = strconv.FormatInt(w.TTL.Milliseconds(), 10)
-			if w.TTL > 0 && w.TTL < time.Millisecond {
-				ttl = "1"
-			}
+			at = strconv.FormatInt(expiry(now, w.TTL), 10)
 		}
-		args = append(args, version(w.Expect), version(w.Version), ttl, w.Data, w.Season)
+		args = append(args, version(w.Expect), version(w.Version), at, w.Data, w.Season)
 	}
 	keys = append(keys, s.seasonsKey(pid))
+	inScript := 0
+	if !cluster {
+		inScript = len(links)
+		for _, l := range links {
+			keys = append(keys, s.linkKey(l))
+		}
+	}
+	args = append([]any{len(writes), inScript, pid}, args...)
 	// Tallies live in keys of the profile's own hash slot, so the script
 	// that writes the profile counts it too, on a cluster as well.
 	var tallies []profile.Tally
@@ -284,6 +337,13 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 	if n == 0 {
 		return profile.ErrConflict
 	}
+	if cluster && len(links) > 0 {
+		for _, l := range links {
+			if err := expireLinkScript.Run(ctx, s.c, []string{s.linkKey(l)}, pid, primaryAt).Err(); err != nil {
+				return fail("put profile: expire link", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -303,12 +363,13 @@ func (s *Store) Delete(ctx context.Context, pid string) error {
 
 var linkScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
-if cur and cur ~= ARGV[1] then return cur end
+if cur then return cur end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `)
 
-// Link maps ident to pid unless it maps elsewhere already.
+// Link maps ident to pid unless it is mapped already; an existing link
+// keeps its expiry.
 func (s *Store) Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error) {
 	ms := ttl.Milliseconds()
 	if ms <= 0 {

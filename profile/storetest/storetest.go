@@ -125,6 +125,84 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		require.ErrorIs(t, err, profile.ErrNotFound)
 	})
 
+	t.Run("OneIdentifierOneProfile", func(t *testing.T) {
+		st := open(t)
+		const n = 8
+		got := make([]string, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := st.Link(ctx, "email:race", profile.NewID(), time.Hour)
+				assert.NoError(t, err)
+				got[i] = p
+			}()
+		}
+		wg.Wait()
+		for i := range got {
+			assert.Equal(t, got[0], got[i], "every racing Link answers the one winner")
+		}
+		owner, err := st.Lookup(ctx, "email:race")
+		require.NoError(t, err)
+		assert.Equal(t, got[0], owner)
+	})
+
+	t.Run("LinksLiveAsLongAsTheirRecord", func(t *testing.T) {
+		st := open(t)
+		other := profile.NewID()
+		for _, l := range []string{"email:mine", "customer:mine"} {
+			_, err := st.Link(ctx, l, pid, time.Hour)
+			require.NoError(t, err)
+		}
+		_, err := st.Link(ctx, "email:theirs", other, time.Hour)
+		require.NoError(t, err)
+		links := []string{"email:mine", "customer:mine", "email:theirs", "email:absent"}
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: 1500 * time.Millisecond, Links: links}}))
+		got, err := st.Link(ctx, "email:mine", pid, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, pid, got, "linking again keeps the link and its expiry")
+		// The links end with the record, in the same millisecond: a link
+		// seen after the record was read implies the record was there, and
+		// the record seen after a link was read implies the link was.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			recs, err := st.Get(ctx, pid, nil)
+			require.NoError(t, err)
+			_, lerr := st.Lookup(ctx, "customer:mine")
+			recs2, err := st.Get(ctx, pid, nil)
+			require.NoError(t, err)
+			if lerr == nil {
+				require.NotZero(t, recs[0].Version, "a link outlived its record")
+			} else {
+				require.ErrorIs(t, lerr, profile.ErrNotFound)
+				require.Zero(t, recs2[0].Version, "a link ended before its record")
+			}
+			if recs[0].Version == 0 {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "the record does not expire")
+			time.Sleep(20 * time.Millisecond)
+		}
+		_, err = st.Lookup(ctx, "email:mine")
+		assert.ErrorIs(t, err, profile.ErrNotFound)
+		owner, err := st.Lookup(ctx, "email:theirs")
+		require.NoError(t, err)
+		assert.Equal(t, other, owner, "a link to another profile keeps its own expiry")
+		_, err = st.Lookup(ctx, "email:absent")
+		assert.ErrorIs(t, err, profile.ErrNotFound, "an absent link is not created")
+
+		// Every write of the record carries its links along: a link made
+		// with a short TTL lives on while its record is written again.
+		_, err = st.Link(ctx, "email:renewed", pid, 1200*time.Millisecond)
+		require.NoError(t, err)
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 2, Data: []byte("p"), TTL: time.Hour, Links: []string{"email:renewed"}}}))
+		time.Sleep(1500 * time.Millisecond)
+		owner, err = st.Lookup(ctx, "email:renewed")
+		require.NoError(t, err, "the link took the record's hour")
+		assert.Equal(t, pid, owner)
+	})
+
 	t.Run("Scan", func(t *testing.T) {
 		st := open(t)
 		want := make([]string, 0, 230)
