@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,8 +76,9 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 }
 
 // serveSegment answers GET /admin/v1/segments/{id}/members?cursor=&limit=
-// and GET /admin/v1/segments/{id}/count. Membership is computed, so both scan
-// the stored profiles; a members page covers `limit` scanned profiles and
+// and GET /admin/v1/segments/{id}/count[?estimate=1]. Membership is
+// computed, so members and the exact count scan the stored profiles (the
+// count in the background, see serveExactCount); a members page covers `limit` scanned profiles and
 // may hold fewer members: follow the cursor until it is empty. Context
 // conditions (device, url, …) are false outside a request.
 func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
@@ -95,7 +97,12 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		return
 	}
 	limit := 100
-	if l := ctx.QueryArgs().GetUintOrZero("limit"); l > 0 {
+	if v := ctx.QueryArgs().Peek("limit"); len(v) > 0 {
+		l, err := strconv.Atoi(string(v))
+		if err != nil || l < 1 {
+			s.writeError(ctx, errorf(ECodeInvalid, "limit: a number from 1 to 1000"))
+			return
+		}
 		limit = min(l, 1000)
 	}
 	cursor := string(ctx.QueryArgs().Peek("cursor"))
@@ -129,32 +136,11 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"segment": id, "members": members, "cursor": next})
 		return
 	}
-	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	count, scanned := 0, 0
-	for {
-		pids, next, err := s.profiles.Scan(cctx, cursor, 1000)
-		if err != nil {
-			s.writeError(ctx, err)
-			return
-		}
-		for _, pid := range pids {
-			scanned++
-			ok, err := member(cctx, pid)
-			if err != nil {
-				s.writeError(ctx, err)
-				return
-			}
-			if ok {
-				count++
-			}
-		}
-		if next == "" {
-			break
-		}
-		cursor = next
+	if len(ctx.QueryArgs().Peek("estimate")) > 0 && string(ctx.QueryArgs().Peek("estimate")) != "0" {
+		s.serveEstimate(ctx, id, d)
+		return
 	}
-	s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"segment": id, "count": count, "scanned": scanned})
+	s.serveExactCount(ctx, id, d)
 }
 
 // explainRequest is the body of POST /admin/v1/explain.
@@ -209,6 +195,10 @@ func (s *Server) serveExplain(ctx *fasthttp.RequestCtx) {
 			s.writeError(ctx, err)
 			return
 		}
+		if !stored(snap) {
+			s.writeError(ctx, errorf(ECodeNotFound, "no profile is stored for "+quote(req.Visitor)+": this visitor has sent nothing yet, or was erased or expired"))
+			return
+		}
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
 	}
 	g := classifyAgent(req.Context.UserAgent)
@@ -221,6 +211,16 @@ func (s *Server) serveExplain(ctx *fasthttp.RequestCtx) {
 		in.Context.Device, in.Context.Bot = "desktop", false
 	}
 	s.writeJSON(ctx, fasthttp.StatusOK, s.explain(d, &in, pid, req.Slots))
+}
+
+// stored reports whether any record of the snapshot exists.
+func stored(snap *profile.Snapshot) bool {
+	for _, r := range snap.Records {
+		if r.Version != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // explain builds the explain response shared by the admin route and the

@@ -165,3 +165,19 @@ func TestExplain(t *testing.T) {
 	assert.Equal(t, 400, r.status)
 	assert.True(t, strings.Contains(errorCode(t, r), "invalid"))
 }
+
+func TestAdminBadInputSaysSo(t *testing.T) {
+	h := newHarness(t, nil)
+	r := h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/members?limit=abc", "")
+	assert.Equal(t, 400, r.status, "a limit that is not a number: %s", r.body)
+	r = h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/members?limit=0", "")
+	assert.Equal(t, 400, r.status)
+	r = h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/members?limit=5", "")
+	assert.Equal(t, 200, r.status)
+
+	for _, ref := range []string{"0123456789abcdef0123456789abcdef", "email:nobody@example.nl"} {
+		r = h.adminCall(t, "POST", "/admin/v1/explain", `{"visitor":"`+ref+`","slots":["home-hero"]}`)
+		assert.Equal(t, 404, r.status, "explain of an unknown profile says so: %s", r.body)
+		assert.Contains(t, string(r.body), "no profile")
+	}
+}

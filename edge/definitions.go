@@ -227,6 +227,9 @@ func etag(rev int64) string { return `"` + strconv.FormatInt(rev, 10) + `"` }
 func (s *Server) serveDefinitions(ctx *fasthttp.RequestCtx, rest string) {
 	switch {
 	case rest == "":
+	case rest == "/dry-run":
+		s.serveDryRun(ctx)
+		return
 	case rest == "/revisions":
 		s.serveRevisions(ctx)
 		return

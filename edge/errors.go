@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/rules"
@@ -108,6 +109,10 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 			b = appendJSONString(b, p.Path)
 			b = append(b, `,"message":`...)
 			b = appendJSONString(b, p.Message)
+			if p.Line > 0 {
+				b = append(b, `,"line":`...)
+				b = strconv.AppendInt(b, int64(p.Line), 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, "]}"...)

@@ -114,6 +114,7 @@ type Server struct {
 	metrics  *metrics
 	defs     atomic.Pointer[defs]
 	applyMu  sync.Mutex // serialises definitions swaps from PUT and the poller
+	counts   countJobs  // exact segment counts running in the background
 
 	public, admin *fasthttp.Server
 	done          chan struct{}

@@ -69,6 +69,17 @@ type Revision struct {
 	Doc  []byte    `json:"-"`
 }
 
+// Sample is a uniform random sample of the stored primary profiles.
+type Sample struct {
+	PIDs []string
+	// Population estimates the number of stored primary profiles; RelErr is
+	// its relative standard error (0 when exact).
+	Population float64
+	RelErr     float64
+	// Exact: PIDs are every stored profile, once.
+	Exact bool
+}
+
 // Store keeps profile records, identity links and the definitions document.
 // All records of one profile live together (one Redis hash slot), so that a
 // Get is one round trip and a Put is atomic over them.
@@ -93,6 +104,11 @@ type Store interface {
 	// Scan lists profile ids in pages; an empty cursor starts and an empty
 	// next cursor ends. Pages may be shorter than count.
 	Scan(ctx context.Context, cursor string, count int) (pids []string, next string, err error)
+
+	// Sample draws about n profile ids uniformly at random from the stored
+	// primary profiles (with repetition possible) and estimates how many
+	// there are; a store with few profiles answers them all, exactly.
+	Sample(ctx context.Context, n int) (Sample, error)
 
 	// Definitions returns the stored definitions document and its revision,
 	// or ErrNotFound.

@@ -28,6 +28,7 @@ type Set struct {
 	segments  []*segment
 	segIdx    map[string]int
 	slots     map[string][]*Block // per slot, best first: priority desc, id asc
+	warnings  []Problem           // doubtful but valid: see Warnings
 
 	experiments []*Experiment // document order
 	expIdx      map[string]int
@@ -69,7 +70,9 @@ func Compile(doc []byte) (*Set, error) {
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(doc, &root); err != nil {
-		c.add("", "not valid YAML or JSON: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		c.add("", "not valid YAML or JSON: %s", msg)
+		c.problems[0].Line = syntaxLine(msg)
 		return nil, &ValidationError{Problems: c.problems}
 	}
 	s := &Set{loc: time.UTC, fields: map[string]profile.Kind{}, seasonIdx: map[string]int{}, segIdx: map[string]int{}, slots: map[string][]*Block{},
@@ -116,7 +119,13 @@ func Compile(doc []byte) (*Set, error) {
 		s.compileHoldout(c, n)
 	}
 	if len(c.problems) > 0 {
+		for i := range c.problems {
+			c.problems[i].Line = lineOf(&root, c.problems[i].Path)
+		}
 		return nil, &ValidationError{Problems: c.problems}
+	}
+	for i := range s.warnings {
+		s.warnings[i].Line = lineOf(&root, s.warnings[i].Path)
 	}
 	return s, nil
 }

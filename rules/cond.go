@@ -220,6 +220,7 @@ func (s *Set) compileCond(c *checker, n node) *cond {
 			c.add(m["field"].path, "%s", msg)
 			break
 		}
+		s.noteField(f, m["field"].path)
 		cd.field = f
 		cd.ops = s.compileOps(c, n, f, allowed)
 		hasOp := false
@@ -252,6 +253,7 @@ func (s *Set) compileCond(c *checker, n node) *cond {
 			if cn.isMap() && len(cd.count) == 0 {
 				c.add(cn.path, "needs a comparison like {gte: 3}")
 			}
+			checkCount(c, cn, cd.count)
 		} else {
 			cd.count = []op{{kind: opGte, name: "gte", num: 1, vk: profile.KindNumber, text: "1"}}
 		}

@@ -9,8 +9,9 @@ import (
 
 // Problem is one validation error in a definitions document.
 type Problem struct {
-	Path    string `json:"path"`    // e.g. segments[3].rule.any[1].field
-	Message string `json:"message"` // for a marketer
+	Path    string `json:"path"`           // e.g. segments[3].rule.any[1].field
+	Message string `json:"message"`        // for a marketer
+	Line    int    `json:"line,omitempty"` // the document line the path leads to, 1-based; 0 when unknown
 }
 
 // ValidationError lists every problem found in a document.

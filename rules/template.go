@@ -59,6 +59,7 @@ func (s *Set) parseTemplate(c *checker, path, html string) []part {
 			c.add(path, "in {{ %s }}: %s", action, msg)
 			continue
 		}
+		s.noteField(f, path)
 		p.field = &f
 		parts = append(parts, p)
 	}

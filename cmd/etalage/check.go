@@ -22,11 +22,8 @@ import (
 func runCheck(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("etalage check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseQuiet(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usagef("check takes one file: etalage check defs.yaml")
@@ -36,18 +33,44 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read definitions: %w", err)
 	}
-	if _, err := rules.Compile(doc); err != nil {
+	set, err := rules.Compile(doc)
+	if err != nil {
 		var ve *rules.ValidationError
 		if !errors.As(err, &ve) {
 			return err
 		}
 		for _, p := range ve.Problems {
-			fmt.Fprintf(stdout, "%s: %s: %s\n", name, p.Path, p.Message)
+			fmt.Fprintln(stdout, problemLine(name, p, ""))
 		}
 		return &exitError{code: 1, err: fmt.Errorf("%s: %d problem(s)", name, len(ve.Problems))}
 	}
+	for _, w := range set.Warnings() {
+		fmt.Fprintln(stdout, problemLine(name, w, "warning: "))
+	}
+	if n := len(set.Warnings()); n > 0 {
+		fmt.Fprintf(stdout, "%s: ok, with %d warning(s)\n", name, n)
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s: ok\n", name)
 	return nil
+}
+
+// problemLine is file:line: path: message, leaving out what is unknown, the
+// way compilers print, so that editors jump to the line.
+func problemLine(file string, p rules.Problem, prefix string) string {
+	var b strings.Builder
+	b.WriteString(file)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d", p.Line)
+	}
+	b.WriteString(": ")
+	b.WriteString(prefix)
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
 }
 
 // runApply pushes a definitions document to a running service's admin API.
@@ -106,7 +129,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	case len(out.Errors) > 0:
 		for _, p := range out.Errors {
-			fmt.Fprintf(stdout, "%s: %s: %s\n", *file, p.Path, p.Message)
+			fmt.Fprintln(stdout, problemLine(*file, p, ""))
 		}
 		return &exitError{code: 1, err: fmt.Errorf("%s: rejected with %d problem(s); the running definitions are unchanged", *file, len(out.Errors))}
 	case out.Error.Message != "":

@@ -44,6 +44,10 @@ Usage:
   etalage serve [flags]         run the service (etalage serve -h for flags)
   etalage check FILE            validate a definitions document offline
   etalage apply -f FILE         push a definitions document to a running service
+  etalage health URL            exit 0 when URL answers 200 (the container's health check)
+  etalage help                  this text
+
+Every serve flag has an ETALAGE_* variable: --admin-listen is ETALAGE_ADMIN_LISTEN.
 `
 
 func main() {
@@ -76,7 +80,7 @@ func exitCode(err error, stderr io.Writer) int {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usagef("a subcommand is required: serve, check or apply")
+		return usagef("a subcommand is required: serve, check, apply or health")
 	}
 	switch args[0] {
 	case "serve":
@@ -97,7 +101,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	return usagef("unknown subcommand %q: use serve, check or apply", args[0])
+	return usagef("unknown subcommand %q: use serve, check, apply, health or help", args[0])
 }
 
 // runHealth is `etalage health URL`: exit 0 when URL answers 200. The

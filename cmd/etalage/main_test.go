@@ -39,10 +39,56 @@ func TestRunUsageErrors(t *testing.T) {
 			var out, errb bytes.Buffer
 			err := run(context.Background(), tt.args, &out, &errb)
 			require.Error(t, err)
+			if len(tt.args) > 0 {
+				assert.NotContains(t, errb.String(), "Usage of", "no list of every flag after a mistake")
+			}
 			assert.True(t, errors.Is(err, errUsage), "%v is a usage error", err)
 			assert.Contains(t, err.Error(), tt.want)
 			assert.Equal(t, 2, exitCode(err, &errb))
 			assert.NotContains(t, strings.TrimSpace(err.Error()), "\n", "one line")
+		})
+	}
+}
+
+func TestUsageListsEverySubcommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), nil, &out, &errb)
+	assert.Equal(t, 2, exitCode(err, &bytes.Buffer{}))
+	for _, sub := range []string{"serve", "check", "apply", "health"} {
+		assert.Contains(t, errb.String(), "etalage "+sub)
+	}
+}
+
+func TestCheckReportsLinesAndWarnings(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(doc), 0o600))
+		return p
+	}
+	tests := []struct {
+		name, doc string
+		code      int
+		want      []string
+		not       []string
+	}{
+		{"syntax", "segments:\n  - id: a\n\t  rule: x\n", 1, []string{"syntax.yaml:2: not valid YAML"}, []string{": :"}},
+		{"negative", "segments:\n  - id: a\n    rule: {event: purchase, count: {gte: -1}}\n", 1, []string{"negative.yaml:3: segments[0].rule.count.gte: a count is never negative"}, nil},
+		{"typo", "fields: [{name: shoe_size, type: number}]\nsegments:\n  - id: a\n    rule: {field: profile.shoe_sise, eq: 45}\n", 0,
+			[]string{"typo.yaml:4: warning: segments[0].rule.field: profile.shoe_sise", "did you mean profile.shoe_size?", "ok, with 1 warning(s)"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := write(tt.name+".yaml", tt.doc)
+			var out, errb bytes.Buffer
+			err := run(context.Background(), []string{"check", file}, &out, &errb)
+			assert.Equal(t, tt.code, exitCode(err, &errb), out.String())
+			for _, w := range tt.want {
+				assert.Contains(t, out.String(), w)
+			}
+			for _, w := range tt.not {
+				assert.NotContains(t, out.String(), w)
+			}
 		})
 	}
 }

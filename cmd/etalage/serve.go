@@ -88,12 +88,11 @@ func envName(flagName string) string {
 }
 
 // parseFlags reads args, then fills every flag not given from its variable.
+// A bad flag is one line (the flag package would print every flag after
+// it); -h prints them all.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	if err := parseQuiet(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
@@ -112,6 +111,24 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		}
 	})
 	return err
+}
+
+// parseQuiet parses args without the flag package's own error output: a
+// one-line usage error, or the flag list on -h.
+func parseQuiet(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+		fs.PrintDefaults()
+		return err
+	}
+	if err != nil {
+		return usagef("%v (%s -h lists the flags)", err, fs.Name())
+	}
+	return nil
 }
 
 // Run parses args, opens the store and starts serving; it returns once the

@@ -3,10 +3,13 @@ package embeddedstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -326,6 +329,97 @@ func (s *Store) Scan(ctx context.Context, cursor string, count int) ([]string, s
 		return nil
 	})
 	return pids, next, wrap("scan", err)
+}
+
+// sampleClusters is how many random points a Sample starts from; it walks
+// n/sampleClusters profiles onward from each.
+const sampleClusters = 32
+
+// Sample draws profiles by seeking to random points of the key space and
+// walking onward. Profile ids are random, so the order of keys is
+// independent of what the profiles hold: the profiles after a random point
+// are a uniform sample, and how much of the id space they span estimates
+// how many profiles there are (a Poisson process of known rate).
+func (s *Store) Sample(ctx context.Context, n int) (profile.Sample, error) {
+	if n <= 0 {
+		n = 1000
+	}
+	now := s.now()
+	var out profile.Sample
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRecords).Cursor()
+		live := func(k, v []byte) (string, bool) {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || i != len(k)-1 {
+				return "", false
+			}
+			if _, _, ok := decode(v, now); !ok {
+				return "", false
+			}
+			return string(k[:i]), true
+		}
+		// A store that holds no more than n profiles is answered exactly.
+		for k, v := c.First(); k != nil && len(out.PIDs) <= n; k, v = c.Next() {
+			if pid, ok := live(k, v); ok {
+				out.PIDs = append(out.PIDs, pid)
+			}
+		}
+		if len(out.PIDs) <= n {
+			out.Exact, out.Population = true, float64(len(out.PIDs))
+			return nil
+		}
+		out.PIDs = out.PIDs[:0]
+		per := max(1, n/sampleClusters)
+		span := 0.0
+		for range sampleClusters {
+			var seed [16]byte
+			rand.Read(seed[:])
+			start := hex.EncodeToString(seed[:])
+			u := idPosition(start)
+			k, v := c.Seek([]byte(start))
+			last, got, wrapped := u, 0, false
+			for got < per {
+				if k == nil {
+					if wrapped {
+						break
+					}
+					wrapped = true
+					k, v = c.First()
+					continue
+				}
+				if pid, ok := live(k, v); ok {
+					out.PIDs = append(out.PIDs, pid)
+					last = idPosition(pid)
+					got++
+				}
+				k, v = c.Next()
+			}
+			d := last - u
+			if d < 0 || (wrapped && d == 0) {
+				d++
+			}
+			span += d
+		}
+		r := float64(len(out.PIDs))
+		if r > 1 && span > 0 {
+			out.Population = (r - 1) / span
+			out.RelErr = 1 / math.Sqrt(r)
+		}
+		return nil
+	})
+	return out, wrap("sample profiles", err)
+}
+
+// idPosition places a hex profile id in [0, 1) by its first 16 digits.
+func idPosition(pid string) float64 {
+	if len(pid) < 16 {
+		return 0
+	}
+	u, err := strconv.ParseUint(pid[:16], 16, 64)
+	if err != nil {
+		return 0
+	}
+	return float64(u) / (1 << 64)
 }
 
 // Definitions returns the stored definitions document.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"sort"
 	"strconv"
@@ -438,6 +439,100 @@ func (s *Store) Scan(ctx context.Context, cursor string, count int) ([]string, s
 		}
 	}
 	return pids, strconv.Itoa(node) + ":" + strconv.FormatUint(next, 10), nil
+}
+
+// Sample draws keys with RANDOMKEY (pipelined, from every master in
+// proportion to its DBSIZE) and keeps those that are primary records. The
+// share of draws that hit a primary record, times DBSIZE, estimates how
+// many profiles there are. A database with few keys is scanned instead and
+// answered exactly.
+func (s *Store) Sample(ctx context.Context, n int) (profile.Sample, error) {
+	if n <= 0 {
+		n = 1000
+	}
+	nodes, err := s.nodes(ctx)
+	if err != nil {
+		return profile.Sample{}, fail("sample profiles", err)
+	}
+	sizes := make([]int64, len(nodes))
+	var total int64
+	for i, c := range nodes {
+		if sizes[i], err = c.DBSize(ctx).Result(); err != nil {
+			return profile.Sample{}, fail("sample profiles", err)
+		}
+		total += sizes[i]
+	}
+	if total <= int64(2*n) {
+		out := profile.Sample{Exact: true}
+		cursor := ""
+		for {
+			pids, next, err := s.Scan(ctx, cursor, 1000)
+			if err != nil {
+				return profile.Sample{}, err
+			}
+			out.PIDs = append(out.PIDs, pids...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		out.Population = float64(len(out.PIDs))
+		return out, nil
+	}
+	var out profile.Sample
+	var variance float64
+	for i, c := range nodes {
+		if sizes[i] == 0 {
+			continue
+		}
+		want := int(math.Ceil(float64(n) * float64(sizes[i]) / float64(total)))
+		hits, draws := 0, 0
+		// Other keys (links, seasonal records, what else shares the
+		// database) dilute the draws: draw until enough profiles, at
+		// most 20 times the wanted number.
+		for len(out.PIDs) < n && hits < want && draws < 20*want {
+			batch := min(500, 2*(want-hits)+16)
+			cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for range batch {
+					p.RandomKey(ctx)
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return profile.Sample{}, fail("sample profiles", err)
+			}
+			for _, cmd := range cmds {
+				draws++
+				k, err := cmd.(*redis.StringCmd).Result()
+				if err != nil {
+					continue
+				}
+				if pid, ok := s.primaryID(k); ok {
+					out.PIDs = append(out.PIDs, pid)
+					hits++
+				}
+			}
+		}
+		if draws == 0 {
+			continue
+		}
+		q := float64(hits) / float64(draws)
+		out.Population += q * float64(sizes[i])
+		variance += float64(sizes[i]) * float64(sizes[i]) * q * (1 - q) / float64(draws)
+	}
+	if out.Population > 0 {
+		out.RelErr = math.Sqrt(variance) / out.Population
+	}
+	return out, nil
+}
+
+// primaryID returns the profile id of a primary record's key.
+func (s *Store) primaryID(key string) (string, bool) {
+	if len(key) != len(s.prefix)+2+32+1 || !strings.HasPrefix(key, s.prefix+":{") || !strings.HasSuffix(key, "}") {
+		return "", false
+	}
+	pid := key[len(s.prefix)+2 : len(key)-1]
+	return pid, profile.IsID(pid)
 }
 
 // nodes returns the clients to scan: the one node, or every master of a

@@ -10,6 +10,7 @@ import (
 	"github.com/etalage/etalage/profile/redisstore"
 	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/etalage/etalage/profile/storetest"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +27,13 @@ func TestConformanceSingle(t *testing.T) {
 	db := 0
 	storetest.Run(t, func(t *testing.T) profile.Store {
 		db++ // a fresh database per subtest: the suite expects an empty store
-		return openURL(t, "redis://"+addr+"/"+itoa(db%16))
+		url := "redis://" + addr + "/" + itoa(db%16)
+		opts, err := redis.ParseURL(url)
+		require.NoError(t, err)
+		c := redis.NewClient(opts)
+		require.NoError(t, c.FlushDB(context.Background()).Err())
+		c.Close()
+		return openURL(t, url)
 	})
 }
 
@@ -35,6 +42,12 @@ func TestConformanceCluster(t *testing.T) {
 	n := 0
 	storetest.Run(t, func(t *testing.T) profile.Store {
 		n++ // a fresh key prefix per subtest: a cluster has one database
+		// and an emptied one: a sample sizes the whole database.
+		cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		require.NoError(t, cc.ForEachMaster(context.Background(), func(ctx context.Context, c *redis.Client) error {
+			return c.FlushDB(ctx).Err()
+		}))
+		cc.Close()
 		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(addrs, ","), redisstore.Options{Prefix: "t" + itoa(n)})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })

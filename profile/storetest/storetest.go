@@ -366,6 +366,62 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		assert.Equal(t, r3, got)
 	})
 
+	t.Run("SampleSmallIsExact", func(t *testing.T) {
+		st := open(t)
+		smp, err := st.Sample(ctx, 100)
+		require.NoError(t, err)
+		assert.True(t, smp.Exact)
+		assert.Empty(t, smp.PIDs)
+		want := map[string]bool{}
+		for range 40 {
+			p := profile.NewID()
+			want[p] = true
+			require.NoError(t, st.Put(ctx, p, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: time.Hour}, {Season: "s", Expect: 0, Version: 1, Data: []byte("s"), TTL: time.Hour}}))
+		}
+		smp, err = st.Sample(ctx, 100)
+		require.NoError(t, err)
+		assert.True(t, smp.Exact)
+		assert.Equal(t, 40.0, smp.Population)
+		got := map[string]bool{}
+		for _, p := range smp.PIDs {
+			got[p] = true
+		}
+		assert.Equal(t, want, got, "every profile once, no seasonal records")
+	})
+
+	t.Run("SampleIsUniform", func(t *testing.T) {
+		st := open(t)
+		const total = 3000
+		marked := map[string]bool{}
+		for i := range total {
+			p := profile.NewID()
+			if i%3 == 0 {
+				marked[p] = true
+			}
+			require.NoError(t, st.Put(ctx, p, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: time.Hour}, {Season: "s", Expect: 0, Version: 1, Data: []byte("s"), TTL: time.Hour}}))
+			if i%10 == 0 {
+				_, err := st.Link(ctx, "email:"+p, p, time.Hour)
+				require.NoError(t, err)
+			}
+		}
+		smp, err := st.Sample(ctx, 400)
+		require.NoError(t, err)
+		require.False(t, smp.Exact)
+		require.GreaterOrEqual(t, len(smp.PIDs), 300)
+		in := 0
+		for _, p := range smp.PIDs {
+			if marked[p] {
+				in++
+			}
+		}
+		share := float64(in) / float64(len(smp.PIDs))
+		// Binomial: the standard error of a share of 1/3 in 400 draws is
+		// 0.024; five of them make a false alarm about one in a million.
+		assert.InDelta(t, 1.0/3, share, 0.12, "a uniform sample holds a third of marked profiles")
+		assert.InDelta(t, total, smp.Population, total*0.25, "population estimate")
+		assert.Positive(t, smp.RelErr)
+	})
+
 	t.Run("ConcurrentCAS", func(t *testing.T) {
 		st := open(t)
 		const workers, each = 8, 25
