@@ -100,7 +100,7 @@ func TestDefinitionsApplyAndSwap(t *testing.T) {
 
 func TestProfileExportAndErase(t *testing.T) {
 	h := newHarness(t, nil)
-	d := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers")+`,{"type":"identify","email":"erase@example.nl"}]}`)
+	d := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers")+`,{"type":"identify","email":"erase@example.nl","token":"`+token(t, "email:erase@example.nl")+`"}]}`)
 	require.Equal(t, 200, d.status, string(d.body))
 	v := string(d.cookie.Value())
 	for _, ref := range []string{v, "email:erase@example.nl"} {

@@ -294,8 +294,8 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 	d := s.defs.Load()
 	now := s.cfg.Now()
-	s.fillContext(ctx, r)
 	trusted := s.hasAPIKey(ctx)
+	s.fillContext(ctx, r, trusted)
 	var events []profile.Event
 	if r.events != nil {
 		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents}); err != nil {
@@ -303,13 +303,19 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			s.writeError(ctx, err)
 			return
 		}
+		s.prove(events, trusted)
 	}
 
 	pid, known := s.visitorOf(ctx, r.visitor)
 	writes := !r.ctx.Bot && !isPrefetch(ctx)
+	// The cookie is set for the browser's own cookie (renewed) and for a
+	// visitor the service creates; a forwarded value is used for this
+	// request only and never becomes a cookie (no session fixation).
+	setCookie := writes && (len(r.visitor) == 0 || !known)
 	if !known && writes {
 		pid = NewID()
 	}
+	asked := pid
 	var snap *profile.Snapshot
 	degraded := false
 	switch {
@@ -356,11 +362,20 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
+	if pid != asked {
+		// A proven identify moved the visitor to the contact's profile.
+		setCookie = writes
+	}
 	var visitor string
-	if writes {
+	switch {
+	case setCookie:
 		visitor = s.setVisitorCookie(ctx, pid)
-	} else if known {
+	case (known || writes) && trusted:
 		visitor = s.signer.Sign(pid)
+	}
+	if !trusted {
+		// The visitor value is a credential: page JavaScript never sees it.
+		visitor = ""
 	}
 	h := &ctx.Response.Header
 	h.Set("Cache-Control", "private, no-store")
@@ -376,13 +391,13 @@ var emptyProfile = &profile.Profile{}
 // appendDecision writes the decide response body. Blocks whose answer is
 // the same for every visitor come pre-encoded from blockJSON.
 func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, blockJSON map[*rules.Block][]byte) []byte {
-	b = append(b, `{"visitor":`...)
-	if visitor == "" {
-		b = append(b, "null"...)
-	} else {
+	b = append(b, '{')
+	if visitor != "" {
+		b = append(b, `"visitor":`...)
 		b = appendJSONString(b, visitor)
+		b = append(b, ',')
 	}
-	b = append(b, `,"segments":[`...)
+	b = append(b, `"segments":[`...)
 	for i, seg := range d.Segments {
 		if i > 0 {
 			b = append(b, ',')
@@ -455,9 +470,16 @@ func encodeStaticBlocks(set *rules.Set) map[*rules.Block][]byte {
 
 // fillContext completes the rules context from headers where the body or
 // query did not give it, and classifies the user agent.
-func (s *Server) fillContext(ctx *fasthttp.RequestCtx, r *request) {
+func (s *Server) fillContext(ctx *fasthttp.RequestCtx, r *request, trusted bool) {
 	ua := r.ua
 	if ua == nil {
+		if trusted {
+			// An API-key caller is the shop backend, never a bot: its own
+			// user agent (curl, python-requests, Go) says nothing about the
+			// visitor. Only a forwarded context.user_agent is classified.
+			s.fillHeaders(ctx, r)
+			return
+		}
 		ua = ctx.Request.Header.UserAgent()
 	}
 	if len(ua) > maxHeaderLen {
@@ -465,6 +487,12 @@ func (s *Server) fillContext(ctx *fasthttp.RequestCtx, r *request) {
 	}
 	g := s.agents.classify(ua)
 	r.ctx.Device, r.ctx.Browser, r.ctx.OS, r.ctx.Bot = g.device, g.browser, g.os, g.bot
+	s.fillHeaders(ctx, r)
+}
+
+// fillHeaders takes language and URL from the request headers where the
+// body or query did not give them.
+func (s *Server) fillHeaders(ctx *fasthttp.RequestCtx, r *request) {
 	if r.ctx.Language == "" {
 		r.ctx.Language = primaryLanguage(ctx.Request.Header.Peek("Accept-Language"))
 	}

@@ -83,17 +83,71 @@ func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 	}
 	r := acquireRequest()
 	defer releaseRequest(r)
-	s.fillContext(ctx, r)
+	s.fillContext(ctx, r, false)
 	in.Context = r.ctx
 	slots := strings.Split(string(ctx.QueryArgs().Peek("slots")), ",")
 	if len(slots) == 1 && slots[0] == "" {
 		slots = []string{"home-hero", "banner-top", "home-picks"}
 	}
 	out := s.explain(d, &in, pid, slots)
-	out["visitor"] = nil
-	if ok {
-		out["visitor"] = s.signer.Sign(pid)
-	}
 	out["profile"] = prof
 	s.writeJSON(ctx, fasthttp.StatusOK, out)
+}
+
+// demoTokenTTL is how long a demo identity token proves its address.
+const demoTokenTTL = 15 * time.Minute
+
+// serveDemoToken answers POST /demo/api/token {"email"} in demo mode with an
+// identity token for that address: it stands for the shop backend, which
+// issues one when a customer logs in (docs/INTEGRATION.md). It has no
+// password check, so it only signs the reserved example domains
+// (example.com, x.example, x.test, …) that no real customer has: a demo
+// left on in production cannot be used to prove a real address.
+func (s *Server) serveDemoToken(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		s.methodNotAllowed(ctx, "POST")
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "private, no-store")
+	r := acquireRequest()
+	defer releaseRequest(r)
+	v, err := r.parser.ParseBytes(ctx.PostBody())
+	if err != nil {
+		s.writeError(ctx, errorf(ECodeInvalid, `the body must be {"email": "…"}`))
+		return
+	}
+	addr, err := profile.NormaliseEmail(string(v.GetStringBytes("email")))
+	if err != nil {
+		s.writeError(ctx, errorf(ECodeInvalid, "email: not an e-mail address"))
+		return
+	}
+	if !exampleDomain(addr) {
+		s.writeError(ctx, errorf(ECodeForbidden, "the demo signs in example addresses only (like sam@example.com); a shop's backend issues real tokens"))
+		return
+	}
+	tok, err := SignIdentity(s.cfg.IdentityKeys[0], "email:"+addr, s.cfg.Now().Add(demoTokenTTL))
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"token": tok})
+}
+
+// exampleDomain reports whether addr's domain is reserved for examples and
+// tests (RFC 2606, RFC 6761): example.<tld>, *.example, *.test, *.invalid,
+// *.localhost.
+func exampleDomain(addr string) bool {
+	_, domain, ok := strings.Cut(addr, "@")
+	if !ok {
+		return false
+	}
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	switch labels[len(labels)-1] {
+	case "example", "test", "invalid", "localhost":
+		return true
+	}
+	return len(labels) == 2 && labels[0] == "example"
 }

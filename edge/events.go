@@ -39,9 +39,12 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, err)
 		return
 	}
-	s.fillContext(ctx, r)
-	if r.ctx.Bot || isPrefetch(ctx) {
-		// Bots and prefetches never write to a profile.
+	s.prove(events, trusted)
+	s.fillContext(ctx, r, trusted)
+	if !trusted && (r.ctx.Bot || isPrefetch(ctx)) {
+		// Bots and prefetches never write to a profile. The shop backend
+		// (API key) is never one, whatever HTTP client it uses: its orders
+		// must not be acknowledged and lost.
 		s.writeAccepted(ctx, 0, "")
 		return
 	}
@@ -73,7 +76,9 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 			}
 			pid = NewID()
 		}
-		setCookie = len(r.visitor) == 0 || ok
+		// A forwarded value is used for this request only and never
+		// becomes a cookie (no session fixation).
+		setCookie = len(r.visitor) == 0
 	}
 	if len(events) == 0 {
 		s.writeAccepted(ctx, 0, "")
@@ -91,11 +96,18 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 	}
 	visitor := ""
 	if r.contact == nil {
-		if setCookie {
+		switch {
+		case setCookie || snap.Primary.ID != pid:
+			// The visitor the service created, or the one a proven
+			// identify moved to the contact's profile.
 			visitor = s.setVisitorCookie(ctx, snap.Primary.ID)
-		} else {
+		case trusted:
 			visitor = s.signer.Sign(snap.Primary.ID)
 		}
+	}
+	if !trusted {
+		// The visitor value is a credential: page JavaScript never sees it.
+		visitor = ""
 	}
 	s.writeAccepted(ctx, len(events), visitor)
 }
@@ -125,11 +137,17 @@ func (s *Server) serveReset(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	r := acquireRequest()
 	defer releaseRequest(r)
-	s.fillContext(ctx, r)
-	if r.ctx.Bot || isPrefetch(ctx) {
-		ctx.SetBodyString(`{"visitor":null}`)
+	trusted := s.hasAPIKey(ctx)
+	s.fillContext(ctx, r, trusted)
+	if !trusted && (r.ctx.Bot || isPrefetch(ctx)) {
+		ctx.SetBodyString(`{"reset":false}`)
 		return
 	}
 	v := s.setVisitorCookie(ctx, NewID())
-	ctx.SetBody(append(appendJSONString([]byte(`{"visitor":`), v), '}'))
+	if !trusted {
+		// The visitor value is a credential: page JavaScript never sees it.
+		ctx.SetBodyString(`{"reset":true}`)
+		return
+	}
+	ctx.SetBody(append(appendJSONString([]byte(`{"reset":true,"visitor":`), v), '}'))
 }

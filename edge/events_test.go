@@ -66,18 +66,21 @@ func TestResetStartsNewVisitor(t *testing.T) {
 	require.Equal(t, 200, r.status)
 	require.NotNil(t, r.cookie)
 	assert.NotEqual(t, string(first.cookie.Value()), string(r.cookie.Value()))
+	assert.NotContains(t, string(r.body), "visitor", "the new value reaches no page JavaScript")
 }
 
+// TestIdentifyMovesCookieToContact: a proven identify (an identity token
+// from the shop backend) merges devices and moves the cookie.
 func TestIdentifyMovesCookieToContact(t *testing.T) {
 	h := newHarness(t, nil)
 	// Device A browses sneakers, then identifies.
 	a := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers", "/demo/c/sneakers")+`]}`)
-	a = h.decide(t, string(a.cookie.Value()), `{"slots":["home-hero"],"events":[{"type":"identify","email":"sam@example.nl"}]}`)
+	a = h.decide(t, string(a.cookie.Value()), `{"slots":["home-hero"],"events":[{"type":"identify","email":"sam@example.nl","token":"`+token(t, "email:sam@example.nl")+`"}]}`)
 	require.Equal(t, 200, a.status, string(a.body))
 	// Device B views one more sneaker page and identifies as the same contact.
 	b := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers")+`]}`)
 	bOld := string(b.cookie.Value())
-	b = h.decide(t, bOld, `{"slots":["home-hero"],"events":[{"type":"identify","email":"Sam@Example.nl"}]}`)
+	b = h.decide(t, bOld, `{"slots":["home-hero"],"events":[{"type":"identify","email":"Sam@Example.nl","token":"`+token(t, "email:sam@example.nl")+`"}]}`)
 	require.Equal(t, 200, b.status, string(b.body))
 	assert.NotEqual(t, bOld, string(b.cookie.Value()), "after the merge the cookie points at the surviving profile")
 	assert.Equal(t, string(a.cookie.Value()), string(b.cookie.Value()))

@@ -27,6 +27,7 @@ type metrics struct {
 	storeErrors            *vm.Counter
 	rateLimited            *vm.Counter
 	definitionsSwaps       *vm.Counter
+	identifies             map[string]*vm.Counter // by proof outcome (token.go)
 	exposures              *vm.Counter
 }
 
@@ -43,7 +44,12 @@ func init() { vm.ExposeMetadata(true) }
 
 func newMetrics() *metrics {
 	set := vm.NewSet()
+	identifies := make(map[string]*vm.Counter, len(proofOutcomes))
+	for _, o := range proofOutcomes {
+		identifies[o] = set.NewCounter(`etalage_identify_total{proof="` + o + `"}`)
+	}
 	return &metrics{
+		identifies:       identifies,
 		set:              set,
 		cacheHits:        set.NewCounter("etalage_profile_cache_hits_total"),
 		cacheMisses:      set.NewCounter("etalage_profile_cache_misses_total"),
@@ -73,6 +79,9 @@ func (m *metrics) route(name string) *routeMetrics {
 	m.routes.Store(name, r)
 	return r
 }
+
+// identify counts one identify event by how it was (or was not) proven.
+func (m *metrics) identify(outcome string) { m.identifies[outcome].Inc() }
 
 // observe counts one request of route with its status and latency.
 func (m *metrics) observe(route string, status int, start time.Time) {

@@ -20,6 +20,7 @@ const (
 	rPreflight   = "preflight"
 	rDemo        = "demo"
 	rDemoMe      = "demo_me"
+	rDemoToken   = "demo_token"
 	rHealth      = "healthz"
 	rReady       = "readyz"
 	rMetrics     = "metrics"
@@ -46,7 +47,7 @@ type routeKey struct{}
 // interface, and boxing a string on every request allocates.
 var routeValues = func() map[string]any {
 	m := map[string]any{}
-	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rHealth, rReady,
+	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
 		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
 		m[r] = r
 	}
@@ -82,6 +83,8 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = rReady
 	case s.cfg.Demo && bytes.Equal(path, []byte("/demo/api/me")):
 		route = rDemoMe
+	case s.cfg.Demo && bytes.Equal(path, []byte("/demo/api/token")):
+		route = rDemoToken
 	case s.cfg.Demo && (bytes.HasPrefix(path, []byte("/demo/")) || bytes.Equal(path, []byte("/demo")) || bytes.Equal(path, []byte("/"))):
 		route = rDemo
 	}
@@ -90,7 +93,7 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		s.cors(ctx)
 	}
 	switch route {
-	case rDecide, rEvents, rReset:
+	case rDecide, rEvents, rReset, rDemoToken:
 		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
 			// fasthttp's own limit is a hard cap well above this one, so
 			// that an oversized body gets a JSON 413 on a live connection.
@@ -121,6 +124,8 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		s.serveReady(ctx)
 	case rDemoMe:
 		s.serveDemoMe(ctx)
+	case rDemoToken:
+		s.serveDemoToken(ctx)
 	case rDemo:
 		s.serveDemo(ctx)
 	default:

@@ -2,10 +2,13 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +24,7 @@ type Config struct {
 	Secrets        [][]byte // cookie signing keys; the first signs
 	AdminToken     string   // bearer token for the admin listener ("" only in dev mode)
 	APIKey         string   // key for server-side callers ("" refuses them)
+	IdentityKeys   [][]byte // keys that verify identity tokens; none: browsers cannot prove an identity
 	CookieName     string   // default "etl"
 	CookieSecure   bool
 	ConsentNeeded  bool // --consent required
@@ -107,6 +111,7 @@ type Server struct {
 	store    profile.Store
 	profiles *profile.Service
 	signer   *Signer
+	tokens   *tokenVerifier
 	agents   *agents
 	cache    *profileCache
 	breaker  *breaker
@@ -129,11 +134,20 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 	if len(cfg.Secrets) == 0 {
 		return nil, errors.New("no cookie signing secret")
 	}
+	if cfg.Demo && len(cfg.IdentityKeys) == 0 {
+		// The demo's sign-in stands for a shop backend, which needs an
+		// identity key; this one lives as long as the process and only
+		// ever signs example addresses (serveDemoToken).
+		k := make([]byte, 32)
+		rand.Read(k)
+		cfg.IdentityKeys = [][]byte{k}
+	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		store:   store,
 		signer:  NewSigner(cfg.Secrets),
+		tokens:  newTokenVerifier(cfg.IdentityKeys, cfg.Now),
 		breaker: newBreaker(cfg.Now),
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst),
 		metrics: newMetrics(),
@@ -163,17 +177,19 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
+		SecureErrorLogMessage:        true,
 		Logger:                       slogPrinter{s.log},
 	}
 	s.admin = &fasthttp.Server{
-		Handler:              s.serveAdmin,
-		ErrorHandler:         s.serveParseError,
-		Name:                 "etalage-admin",
-		MaxRequestBodySize:   2 * rulesMaxDoc,
-		ReadTimeout:          30 * time.Second,
-		WriteTimeout:         60 * time.Second,
-		NoDefaultContentType: true,
-		Logger:               slogPrinter{s.log},
+		Handler:               s.serveAdmin,
+		ErrorHandler:          s.serveParseError,
+		Name:                  "etalage-admin",
+		MaxRequestBodySize:    2 * rulesMaxDoc,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		NoDefaultContentType:  true,
+		SecureErrorLogMessage: true,
+		Logger:                slogPrinter{s.log},
 	}
 	return s, nil
 }
@@ -220,9 +236,36 @@ func (s *Server) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 	s.writeError(ctx, errorf(ECodeInvalid, "malformed HTTP request"))
 }
 
-// slogPrinter routes fasthttp's own log lines into slog.
+// slogPrinter routes fasthttp's own log lines into slog, filtered: with
+// SecureErrorLogMessage fasthttp leaves request contents out of its errors,
+// and redactLog removes what is left that could be personal (client
+// addresses, quoted values), so no header, cookie, token or address of a
+// client reaches the logs.
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Printf(format string, args ...any) {
-	p.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	p.l.Warn(redactLog(fmt.Sprintf(format, args...)), "component", "fasthttp")
+}
+
+// maxLogLine bounds one redacted fasthttp line.
+const maxLogLine = 300
+
+var (
+	quotedRe = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
+	// IPv4 and IPv6 addresses, with or without a port.
+	addrRe = regexp.MustCompile(`\[?[0-9a-fA-F]*:[0-9a-fA-F:.]*:[0-9a-fA-F:.]+\]?(?::\d+)?|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?`)
+)
+
+// redactLog removes request contents, quoted values and network addresses
+// from a log line.
+func redactLog(s string) string {
+	if i := strings.Index(s, "contents:"); i >= 0 {
+		s = s[:i] + "contents: [redacted]"
+	}
+	s = quotedRe.ReplaceAllString(s, `"[redacted]"`)
+	s = addrRe.ReplaceAllString(s, "[addr]")
+	if len(s) > maxLogLine {
+		s = s[:maxLogLine] + "…"
+	}
+	return s
 }

@@ -20,6 +20,7 @@ import (
 const (
 	testAdminToken = "admin-token-for-tests"
 	testAPIKey     = "api-key-for-tests"
+	testIdentity   = "identity-key-for-tests-0123456789"
 	browserUA      = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
 
@@ -31,6 +32,7 @@ type harness struct {
 	srv           *Server
 	store         profile.Store
 	public, admin *fasthttp.Client
+	publicLn      *fasthttputil.InmemoryListener // for raw requests
 }
 
 // newHarness starts a Server over a fresh embedded store; mutate adjusts the
@@ -48,6 +50,7 @@ func newHarnessWithStore(tb testing.TB, st profile.Store, mutate func(*Config)) 
 		Secrets:      [][]byte{[]byte("test-secret-0123456789")},
 		AdminToken:   testAdminToken,
 		APIKey:       testAPIKey,
+		IdentityKeys: [][]byte{[]byte(testIdentity)},
 		CookieSecure: true,
 		Demo:         true,
 		Now:          func() time.Time { return testNow },
@@ -72,7 +75,7 @@ func newHarnessWithStore(tb testing.TB, st profile.Store, mutate func(*Config)) 
 	dial := func(ln *fasthttputil.InmemoryListener) *fasthttp.Client {
 		return &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 	}
-	return &harness{srv: srv, store: st, public: dial(pub), admin: dial(adm)}
+	return &harness{srv: srv, store: st, public: dial(pub), admin: dial(adm), publicLn: pub}
 }
 
 // response is a finished request, copied out of fasthttp's buffers.
@@ -135,6 +138,15 @@ func (h *harness) decide(tb testing.TB, cookie, body string) *response {
 func (h *harness) adminCall(tb testing.TB, method, uri, body string) *response {
 	tb.Helper()
 	return call(tb, h.admin, method, uri, body, map[string]string{"Authorization": "Bearer " + testAdminToken})
+}
+
+// token returns an identity token for sub signed with the test key, valid
+// for an hour of the service's (frozen) clock.
+func token(tb testing.TB, sub string) string {
+	tb.Helper()
+	tok, err := SignIdentity([]byte(testIdentity), sub, testNow.Add(time.Hour))
+	require.NoError(tb, err)
+	return tok
 }
 
 func errorCode(tb testing.TB, r *response) string {

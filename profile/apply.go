@@ -96,6 +96,19 @@ func (p *Profile) apply(ev *Event, ts int64, hits []ScoreHit) bool {
 		p.count(FormSubmit, Key{Form: ev.Form}, ts, 1)
 		p.setFields(ev.Fields, ts)
 	case Identify:
+		if !ev.Proven {
+			// A claim nobody proved (a newsletter form, say): the address is
+			// kept as a plain field of the caller's own profile, never as the
+			// contact's identifier, so it links nothing and claims nothing.
+			if ev.Email != "" {
+				p.setField("email", Value{Kind: KindString, Str: ev.Email}, ts)
+			}
+			if ev.Customer != "" {
+				p.setField("customer_id", Value{Kind: KindString, Str: ev.Customer}, ts)
+			}
+			p.setFields(ev.Fields, ts)
+			break
+		}
 		// The caller passes only the identifiers whose links map to p.
 		if ev.Email != "" {
 			p.Email = ev.Email
@@ -159,18 +172,23 @@ func (p *Profile) setInterest(name string, on bool, src Source, ts int64) {
 // beyond MaxFields are dropped.
 func (p *Profile) setFields(fields map[string]Value, ts int64) {
 	for name, v := range fields {
-		if v.Kind == KindNone {
-			delete(p.Fields, name)
-			continue
-		}
-		if _, ok := p.Fields[name]; !ok && len(p.Fields) >= MaxFields {
-			continue
-		}
-		if p.Fields == nil {
-			p.Fields = make(map[string]Field, len(fields))
-		}
-		p.Fields[name] = Field{Value: v, At: ts}
+		p.setField(name, v, ts)
 	}
+}
+
+// setField sets one explicit field; KindNone removes it.
+func (p *Profile) setField(name string, v Value, ts int64) {
+	if v.Kind == KindNone {
+		delete(p.Fields, name)
+		return
+	}
+	if _, ok := p.Fields[name]; !ok && len(p.Fields) >= MaxFields {
+		return
+	}
+	if p.Fields == nil {
+		p.Fields = make(map[string]Field, 4)
+	}
+	p.Fields[name] = Field{Value: v, At: ts}
 }
 
 func (p *Profile) cartAdd(it CartItem, ts int64) {

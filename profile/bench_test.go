@@ -13,7 +13,7 @@ func typicalProfile() *Profile {
 	for i := range 40 {
 		p.apply(&Event{Type: PageView, URL: "/demo/p/item-" + strconv.Itoa(i%20), Category: "sneakers"}, ts+int64(i)*7200, nil)
 	}
-	p.apply(&Event{Type: Identify, Email: "sam@example.nl", Fields: map[string]Value{"first_name": {Kind: KindString, Str: "Sam"}, "shoe_size": {Kind: KindNumber, Num: 45}}}, ts, nil)
+	p.apply(&Event{Type: Identify, Proven: true, Email: "sam@example.nl", Fields: map[string]Value{"first_name": {Kind: KindString, Str: "Sam"}, "shoe_size": {Kind: KindNumber, Num: 45}}}, ts, nil)
 	p.apply(&Event{Type: CartAdd, SKU: "sneaker-air-45", Category: "sneakers", Price: 129.95, Quantity: 1}, ts, nil)
 	p.apply(&Event{Type: Purchase, OrderID: "o-1", Items: []Item{{SKU: "a", Price: 10}, {SKU: "b", Price: 20}}}, ts, []ScoreHit{{Points: 20}})
 	p.apply(&Event{Type: InterestEvent, Name: "running", On: true}, ts, nil)

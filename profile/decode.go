@@ -60,7 +60,7 @@ var eventKeys = [...][]string{
 	EmailOpen:     {"campaign"},
 	EmailClick:    {"campaign", "url"},
 	FormSubmit:    {"form", "fields"},
-	Identify:      {"email", "customer_id", "fields"},
+	Identify:      {"email", "customer_id", "fields", "token"},
 	InterestEvent: {"name", "on"},
 	ConsentEvent:  {"purposes"},
 }
@@ -466,6 +466,13 @@ func (d *eventDecoder) identify(obj *fastjson.Object, ev *Event) error {
 	}
 	if ev.Email == "" && ev.Customer == "" {
 		return inputErr(d.at("email"), "identify needs an email or a customer_id")
+	}
+	if v := obj.Get("token"); v != nil && v.Type() != fastjson.TypeNull {
+		b, err := v.StringBytes()
+		if err != nil || len(b) == 0 || len(b) > MaxTokenLen {
+			return inputErr(d.at("token"), "must be an identity token (a JWT) of at most "+strconv.Itoa(MaxTokenLen)+" bytes")
+		}
+		ev.Token = string(b)
 	}
 	ev.Fields, err = d.fields(obj.Get("fields"), d.at("fields"))
 	return err

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,9 @@ func TestDecodeEventsRejects(t *testing.T) {
 		{"no order id", `[{"type":"purchase","items":[{"sku":"a"}]}]`, "events[0].order_id: required", DecodeOptions{}},
 		{"identify nothing", `[{"type":"identify"}]`, "events[0].email: identify needs an email or a customer_id", DecodeOptions{}},
 		{"bad email", `[{"type":"identify","email":"nope"}]`, "events[0].email: not an e-mail address", DecodeOptions{}},
+		{"token not a string", `[{"type":"identify","email":"a@b.nl","token":42}]`, "events[0].token: must be an identity token", DecodeOptions{}},
+		{"token too long", `[{"type":"identify","email":"a@b.nl","token":"` + strings.Repeat("a", MaxTokenLen+1) + `"}]`, "events[0].token: must be an identity token", DecodeOptions{}},
+		{"token on another event", `[{"type":"page_view","url":"/","token":"x"}]`, "events[0].token", DecodeOptions{}},
 		{"email as field", `[{"type":"identify","customer_id":"1","fields":{"email":"a@b.c"}}]`, "events[0].fields.email: set through identify", DecodeOptions{}},
 		{"declared coercion", `[{"type":"form_submit","form":"f","fields":{"shoe_size":"big"}}]`, "events[0].fields.shoe_size: must be a number", declared},
 		{"bad date", `[{"type":"identify","email":"a@b.nl","fields":{"birthday":"yesterday"}}]`, "events[0].fields.birthday: must be a date", DecodeOptions{}},
@@ -118,6 +122,20 @@ func TestDecodeTrustedTS(t *testing.T) {
 	assert.Equal(t, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Unix(), evs[0].TS)
 	assert.Equal(t, int64(1700000000), evs[1].TS)
 	assert.True(t, evs[0].Trusted)
+}
+
+// TestDecodeNeverProves: the decoder keeps an identify's token for edge to
+// verify but never marks an identify proven, whoever the caller and
+// whatever the JSON says.
+func TestDecodeNeverProves(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		evs, err := decode(t, `[{"type":"identify","email":"a@b.nl","token":"h.p.s"}]`, DecodeOptions{Trusted: trusted})
+		require.NoError(t, err)
+		assert.False(t, evs[0].Proven)
+		assert.Equal(t, "h.p.s", evs[0].Token)
+		_, err = decode(t, `[{"type":"identify","email":"a@b.nl","proven":true}]`, DecodeOptions{Trusted: trusted})
+		assert.ErrorIs(t, err, ErrInvalid, "proven is no property of the API")
+	}
 }
 
 func TestContactIdent(t *testing.T) {

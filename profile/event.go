@@ -85,4 +85,14 @@ type Event struct {
 	On       bool             // interest
 	Purposes map[string]bool  // consent
 	Trusted  bool             // sent by a server-side caller with the API key
+	// Token is identify's identity token as sent (a JWT the shop backend
+	// issued); edge verifies it. The decoder keeps it and nothing else
+	// reads it.
+	Token string
+	// Proven says an identify really is the person it names: edge sets it
+	// for an API-key caller or a verified identity token, never the
+	// decoder. Only a proven identify links a contact, merges profiles or
+	// moves the visitor; an unproven one only stores its claim and fields
+	// on the caller's own profile.
+	Proven bool
 }

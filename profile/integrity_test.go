@@ -106,7 +106,7 @@ func TestMergeKeepsRacingEvents(t *testing.T) {
 					defer wg.Done()
 					ev := profile.Event{Type: profile.PageView, URL: "/race"}
 					if i == n/2 {
-						ev = profile.Event{Type: profile.Identify, Email: email}
+						ev = profile.Event{Type: profile.Identify, Proven: true, Email: email}
 					}
 					snap, err := svc.Record(ctx, anon, nil, []profile.Event{ev}, pol)
 					if !assert.NoError(t, err) {
@@ -146,7 +146,7 @@ func TestOneIdentifierOneProfile(t *testing.T) {
 		pids := make([]string, devices)
 		for i := range pids {
 			pids[i] = profile.NewID()
-			_, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Email: "own" + string(rune('a'+i)) + "@example.nl"}}, pol)
+			_, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "own" + string(rune('a'+i)) + "@example.nl"}}, pol)
 			require.NoError(t, err)
 		}
 		var wg sync.WaitGroup
@@ -155,7 +155,7 @@ func TestOneIdentifierOneProfile(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Email: "shared@example.nl"}, {Type: profile.PageView, URL: "/shared"}}, pol)
+				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "shared@example.nl"}, {Type: profile.PageView, URL: "/shared"}}, pol)
 				if assert.NoError(t, err) {
 					ends[i] = snap.Primary.ID
 				}
@@ -189,12 +189,12 @@ func TestReidentifyWithAnotherContactsCustomerID(t *testing.T) {
 		ctx := context.Background()
 		pol := policy()
 		p1 := profile.NewID()
-		_, err := svc.Record(ctx, p1, nil, []profile.Event{{Type: profile.Identify, Email: "a@example.nl", Customer: "D"}}, pol)
+		_, err := svc.Record(ctx, p1, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "a@example.nl", Customer: "D"}}, pol)
 		require.NoError(t, err)
 		p2, err := svc.Contact(ctx, "customer:C", pol)
 		require.NoError(t, err)
 
-		snap, err := svc.Record(ctx, p1, nil, []profile.Event{{Type: profile.Identify, Email: "a@example.nl", Customer: "C"}}, pol)
+		snap, err := svc.Record(ctx, p1, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "a@example.nl", Customer: "C"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, p2, snap.Primary.ID, "the visitor moves to C's profile")
 		assert.Equal(t, []string{p2}, holders(t, svc, st, "", "C"))
@@ -226,7 +226,7 @@ func TestLinksLiveAsLongAsTheirProfile(t *testing.T) {
 		pol := policy()
 		pol.KnownTTL = 2 * time.Second
 		pid := profile.NewID()
-		_, err := svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.Identify, Email: "ttl@example.nl"}}, pol)
+		_, err := svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "ttl@example.nl"}}, pol)
 		require.NoError(t, err)
 		time.Sleep(1200 * time.Millisecond)
 		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.PageView, URL: "/again"}}, pol)
@@ -272,7 +272,7 @@ func TestConsentWithdrawnOnADeviceSurvivesTheMerge(t *testing.T) {
 		_, err = svc.Record(ctx, device, nil, []profile.Event{{Type: profile.PageView, URL: "/device"}, profiling(false)}, pol)
 		require.NoError(t, err)
 		tick()
-		snap, err := svc.Record(ctx, device, nil, []profile.Event{{Type: profile.Identify, Email: "withdrawn@example.nl"}}, pol)
+		snap, err := svc.Record(ctx, device, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "withdrawn@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, contact, snap.Primary.ID)
 		assert.False(t, snap.Primary.HasConsent("profiling"), "the newer withdrawal wins")
@@ -335,7 +335,7 @@ func TestEraseRemovesMergedVisitors(t *testing.T) {
 			devices = append(devices, d)
 			_, err := svc.Record(ctx, d, nil, []profile.Event{{Type: profile.PageView, URL: "/x"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
 			require.NoError(t, err)
-			_, err = svc.Record(ctx, d, nil, []profile.Event{{Type: profile.Identify, Email: "gone@example.nl", Customer: "77"}}, pol)
+			_, err = svc.Record(ctx, d, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "gone@example.nl", Customer: "77"}}, pol)
 			require.NoError(t, err)
 		}
 		require.NoError(t, svc.Erase(ctx, "customer:77"))

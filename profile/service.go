@@ -184,7 +184,9 @@ func decodeRecord(r Record) *Profile {
 func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, events []Event, pol *Policy) (*Snapshot, error) {
 	var id *identity
 	for i := len(events) - 1; i >= 0; i-- {
-		if events[i].Type != Identify {
+		if events[i].Type != Identify || !events[i].Proven {
+			// An unproven identify never links, merges or moves: it is
+			// applied to pid's own profile like any other event.
 			continue
 		}
 		var err error

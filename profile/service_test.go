@@ -169,7 +169,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		laptop := profile.NewID()
 		_, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}}, pol)
 		require.NoError(t, err)
-		snap, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Sam"}}}}, pol)
+		snap, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Sam"}}}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID)
 		assert.True(t, snap.Primary.Known)
@@ -179,7 +179,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		phone := profile.NewID()
 		_, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}, {Type: profile.InterestEvent, Name: "running", On: true}}, pol)
 		require.NoError(t, err)
-		snap, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID, "the surviving profile")
 		assert.True(t, snap.Primary.HasInterest("running"), "interests unite")
@@ -204,7 +204,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		assert.Equal(t, laptop, resolved)
 
 		// A second known contact on the laptop is never merged into Sam.
-		snap, err = svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "kim@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "kim@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.NotEqual(t, laptop, snap.Primary.ID, "a new profile for the other contact")
 		assert.Equal(t, "kim@example.nl", snap.Primary.Email)
@@ -216,7 +216,7 @@ func TestIdentifyAndMerge(t *testing.T) {
 		assert.Equal(t, snap.Primary.ID, kim)
 
 		// Sam again on Kim's browser: switches back to Sam, no merge.
-		snap, err = svc.Record(ctx, kim, nil, []profile.Event{{Type: profile.Identify, Email: "sam@example.nl"}}, pol)
+		snap, err = svc.Record(ctx, kim, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "sam@example.nl"}}, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, snap.Primary.ID)
 		kimSnap, err := svc.Load(ctx, kim, pol)
@@ -235,7 +235,7 @@ func TestContactEventsAndErase(t *testing.T) {
 		again, err := svc.Contact(ctx, "email:Erase@Example.nl", pol)
 		require.NoError(t, err)
 		assert.Equal(t, pid, again)
-		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
+		_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "sint"}, {Type: profile.Identify, Proven: true, Email: "erase@example.nl", Customer: "42"}, {Type: profile.CartAdd, SKU: "toy", Gift: true}}, pol)
 		require.NoError(t, err)
 		byCustomer, err := svc.Resolve(ctx, "customer:42")
 		require.NoError(t, err)
@@ -324,7 +324,7 @@ func TestIdentifyConcurrently(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
+				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
 				if assert.NoError(t, err) {
 					survivors[i] = snap.Primary.ID
 				}
@@ -345,6 +345,71 @@ func TestIdentifyConcurrently(t *testing.T) {
 			}
 		}
 		assert.Equal(t, uint32(devices*3), views, "no count lost: 2 anonymous + 1 identified view per device")
+	})
+}
+
+// TestUnprovenIdentify: an identify nobody proved (a browser typing an
+// address) keeps its claim on the caller's own profile: it never reads,
+// joins or changes the contact's profile, and it never pre-claims the
+// address, so the owner's later proven identify links as usual.
+func TestUnprovenIdentify(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		victim := profile.NewID()
+		_, err := svc.Record(ctx, victim, nil, []profile.Event{
+			{Type: profile.Identify, Proven: true, Email: "victim@example.nl", Customer: "1001",
+				Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Vera"}}},
+			{Type: profile.PageView, URL: "/sneakers"},
+		}, pol)
+		require.NoError(t, err)
+
+		for _, ev := range []profile.Event{
+			{Type: profile.Identify, Email: "victim@example.nl", Fields: map[string]profile.Value{"first_name": {Kind: profile.KindString, Str: "Mallory"}}},
+			{Type: profile.Identify, Customer: "1001"},
+		} {
+			attacker := profile.NewID()
+			snap, err := svc.Record(ctx, attacker, nil, []profile.Event{ev, {Type: profile.PageView, URL: "/toys"}}, pol)
+			require.NoError(t, err)
+			assert.Equal(t, attacker, snap.Primary.ID, "the caller stays on its own profile")
+			assert.False(t, snap.Primary.Known)
+			assert.Empty(t, snap.Primary.Email)
+			assert.Empty(t, snap.Primary.CustomerID)
+			assert.Empty(t, snap.Primary.Aliases)
+			if ev.Email != "" {
+				assert.Equal(t, "victim@example.nl", snap.Primary.Fields["email"].Value.Str, "the claim is kept as a field of the caller's own profile")
+			} else {
+				assert.Equal(t, "1001", snap.Primary.Fields["customer_id"].Value.Str)
+			}
+		}
+
+		v, err := svc.Load(ctx, victim, pol)
+		require.NoError(t, err)
+		assert.Equal(t, "Vera", v.Primary.Fields["first_name"].Value.Str, "the victim's fields are untouched")
+		assert.Len(t, v.Primary.Behaviour, 1, "nothing of the attacker reached the victim")
+		for _, ref := range []string{"email:victim@example.nl", "customer:1001"} {
+			got, err := svc.Resolve(ctx, ref)
+			require.NoError(t, err)
+			assert.Equal(t, victim, got, "%s still points at the victim", ref)
+		}
+
+		// No pre-claiming: an address claimed without proof by a stranger
+		// is linked normally when its owner proves it later.
+		stranger := profile.NewID()
+		_, err = svc.Record(ctx, stranger, nil, []profile.Event{{Type: profile.Identify, Email: "owner@example.nl"}}, pol)
+		require.NoError(t, err)
+		_, err = svc.Resolve(ctx, "email:owner@example.nl")
+		assert.ErrorIs(t, err, profile.ErrNotFound, "an unproven identify links nothing")
+		owner := profile.NewID()
+		_, err = svc.Record(ctx, owner, nil, []profile.Event{{Type: profile.PageView, URL: "/a"}}, pol)
+		require.NoError(t, err)
+		snap, err := svc.Record(ctx, owner, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "owner@example.nl"}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, owner, snap.Primary.ID)
+		assert.True(t, snap.Primary.Known)
+		got, err := svc.Resolve(ctx, "email:owner@example.nl")
+		require.NoError(t, err)
+		assert.Equal(t, owner, got, "the owner's proven identify links the address to the owner")
 	})
 }
 

@@ -124,7 +124,9 @@ func (w *work) apply(ev *Event) {
 	if isBehaviour(ev.Type) {
 		idx = route(w.pol, ev, t) + 1
 	}
-	if ev.Type == Identify {
+	if ev.Type == Identify && ev.Proven {
+		// An unproven identify keeps its claim as fields (apply); only a
+		// proven one takes identifiers, and only those linked here.
 		ev = w.identifiers(ev)
 	}
 	if w.applyTo(idx, ev, ts, t) && isBehaviour(ev.Type) {

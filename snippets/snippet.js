@@ -68,12 +68,17 @@
     enqueue([ev]); schedule();
   }
 
+  // The visitor cookie is HttpOnly and its value never reaches this script:
+  // it is a credential (see SECURITY.md).
   var api = {
-    visitor: null,
     track: function (type, props) {
       var ev = { type: type }; for (var k in props || {}) ev[k] = props[k]; push(ev);
     },
-    identify: function (email, fields) { push({ type: 'identify', email: email, fields: fields || undefined }); },
+    // token: the identity token the shop backend issued at login; without
+    // it the address is only stored as a claim on this browser's profile.
+    identify: function (email, fields, token) {
+      push({ type: 'identify', email: email, fields: fields || undefined, token: token || undefined });
+    },
     consent: function (purposes) {
       try { if ('profiling' in purposes) localStorage.setItem(CK, purposes.profiling ? '1' : '0'); } catch (e) {}
       push({ type: 'consent', purposes: purposes });
@@ -81,7 +86,7 @@
     reset: function () {
       return flush().then(function () { return post('/v1/reset', {}); }).then(function (r) {
         return r.json();
-      }).then(function (j) { api.visitor = j.visitor || null; return j; });
+      });
     },
     flush: flush
   };
@@ -108,7 +113,6 @@
     }).then(function (res) {
       clearTimeout(t);
       if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
-      api.visitor = res.visitor || null;
       swap(res.blocks || {}, byslot, late);
       return res;
     }).catch(function () { clearTimeout(t); schedule(); return null; });

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -188,4 +189,43 @@ func TestServeInProcess(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "cookie-secret"))
 	assert.NoError(t, err, "the cookie secret is kept in the data directory")
 	require.NoError(t, m.Close())
+}
+
+// TestGeneratedAdminTokenNeverLogged: without --admin-token the generated
+// token is kept in a 0600 file in the data directory, never in the logs;
+// with no data directory and no terminal the flag is required.
+func TestGeneratedAdminTokenNeverLogged(t *testing.T) {
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	m := NewMain(os.Stdout, &logs)
+	require.NoError(t, m.Run(context.Background(), []string{
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "embedded:" + dir, "--log-format", "json",
+	}))
+	defer m.Close()
+	path := filepath.Join(dir, "admin-token")
+	st, err := os.Stat(path)
+	require.NoError(t, err, "the generated token is kept in the data directory")
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	raw, err := os.ReadFile(path)
+	require.NoError(t, err)
+	tok := strings.TrimSpace(string(raw))
+	require.GreaterOrEqual(t, len(tok), 32)
+	assert.NotContains(t, logs.String(), tok, "the token never reaches the logs")
+	assert.Contains(t, logs.String(), path, "the log says where it is")
+
+	req, _ := http.NewRequest("GET", "http://"+m.AdminAddr+"/admin/v1/definitions", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode, "the kept token opens the admin API")
+	require.NoError(t, m.Close())
+
+	addr := redistest.Server(t)
+	var errb bytes.Buffer
+	m = NewMain(os.Stdout, &errb)
+	err = m.Run(context.Background(), []string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "redis://" + addr + "/0", "--secret", "main-test-secret-0123456789"})
+	require.Error(t, err, "no data directory, no terminal: --admin-token is required")
+	assert.Contains(t, err.Error(), "--admin-token")
+	m.Close()
 }

@@ -47,6 +47,7 @@ func NewMain(stdout, stderr io.Writer) *Main {
 type options struct {
 	listen, adminListen, store, definitions, secret string
 	adminToken, apiKey, consent, allowedOrigins     string
+	identityKey                                     string
 	now, demo, logFormat, cacheSize, clientIPHeader string
 	cookieSecure, dev                               bool
 	storeDeadline, writeDeadline, cacheTTL          time.Duration
@@ -62,8 +63,9 @@ func (m *Main) flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.store, "store", "embedded:./etalage-data", "embedded:<dir>, redis://host:port/db, redis-cluster://h1:p,h2:p or redis-sentinel://master@h1:p,h2:p")
 	fs.StringVar(&o.definitions, "definitions", "", "a definitions document to apply at start (default: the stored one, else the demo)")
 	fs.StringVar(&o.secret, "secret", "", "cookie signing keys, comma-separated, the first signs (generated and kept in embedded mode; required with Redis)")
-	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token for the admin listener (required unless it is loopback-only and --dev is set; generated and logged when missing)")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token for the admin listener (required unless it is loopback-only and --dev is set; when missing: kept in <data dir>/admin-token in embedded mode, else shown once on the terminal)")
 	fs.StringVar(&o.apiKey, "api-key", "", "key for server-side callers: events naming a contact, past ts (none: such calls are refused)")
+	fs.StringVar(&o.identityKey, "identity-key", "", "keys that verify identity tokens from the shop backend (HS256 JWTs), comma-separated, the first signs (none: browsers cannot prove an identity)")
 	fs.BoolVar(&o.cookieSecure, "cookie-secure", true, "set the Secure flag on the visitor cookie")
 	fs.StringVar(&o.consent, "consent", "implied", "implied, or required: no behaviour stored before profiling consent")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "CORS origins allowed to call the public API with credentials, comma-separated")
@@ -148,9 +150,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	kind, target, _ := strings.Cut(o.store, ":")
+	dir := ""
 	switch kind {
 	case "embedded":
-		dir := target
+		dir = target
 		if dir == "" {
 			return usagef("--store embedded:<dir>: the directory is missing")
 		}
@@ -183,8 +186,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		cfg.Demo = kind == "embedded"
 	}
 	if cfg.AdminToken == "" && !(o.dev && isLoopback(o.adminListen)) {
-		cfg.AdminToken = randomHex(24)
-		log.Warn("no --admin-token given: generated one for this run", "admin_token", cfg.AdminToken)
+		if cfg.AdminToken, err = m.generatedAdminToken(dir); err != nil {
+			m.store.Close()
+			m.store = nil
+			return err
+		}
 	}
 	m.Config = cfg
 	srv, err := edge.New(ctx, m.store, cfg)
@@ -245,6 +251,14 @@ func (m *Main) config(o *options) (edge.Config, error) {
 				return cfg, usagef("--secret: each key needs at least 16 characters")
 			}
 			cfg.Secrets = append(cfg.Secrets, []byte(k))
+		}
+	}
+	if o.identityKey != "" {
+		for _, k := range strings.Split(o.identityKey, ",") {
+			if len(k) < 32 {
+				return cfg, usagef("--identity-key: each key needs at least 32 characters (HS256 wants 256 bits)")
+			}
+			cfg.IdentityKeys = append(cfg.IdentityKeys, []byte(k))
 		}
 	}
 	if o.allowedOrigins != "" {
@@ -328,6 +342,39 @@ func keptSecret(path string) ([][]byte, error) {
 	return [][]byte{[]byte(k)}, nil
 }
 
+// generatedAdminToken stands in for a missing --admin-token. The token is
+// a secret, so it never goes into the logs (which are often shipped
+// elsewhere as JSON): in embedded mode it is kept in <data dir>/admin-token
+// (mode 0600, reused on restart); otherwise it is shown once on the
+// terminal, and without a terminal --admin-token is required.
+func (m *Main) generatedAdminToken(dir string) (string, error) {
+	if dir != "" {
+		path := filepath.Join(dir, "admin-token")
+		k, err := keptSecret(path)
+		if err != nil {
+			return "", fmt.Errorf("admin token: %w", err)
+		}
+		m.log.Warn("no --admin-token given: using the one kept in the data directory", "file", path)
+		return string(k[0]), nil
+	}
+	if !isTerminal(m.stderr) {
+		return "", usagef("--admin-token (or ETALAGE_ADMIN_TOKEN) is required: there is no data directory to keep a generated one in and no terminal to show it on")
+	}
+	tok := randomHex(24)
+	fmt.Fprintf(m.stderr, "\nNo --admin-token given. The admin token for this run (shown once, not logged):\n\n    %s\n\n", tok)
+	return tok, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 func randomHex(n int) string {
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -380,10 +427,8 @@ func parseBytes(s string) (int64, error) {
 func newLogger(format string, w io.Writer) (*slog.Logger, error) {
 	if format == "auto" {
 		format = "json"
-		if f, ok := w.(*os.File); ok {
-			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-				format = "text"
-			}
+		if isTerminal(w) {
+			format = "text"
 		}
 	}
 	switch format {

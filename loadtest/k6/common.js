@@ -43,7 +43,8 @@ export function newVisitors(n) {
     }
     for (const r of http.batch(reqs)) {
       if (r.status !== 202) throw new Error('creating a visitor: ' + r.status + ' ' + r.body);
-      out.push(r.json('visitor'));
+      // Browsers never get the visitor value in a body: it is the cookie.
+      out.push(r.cookies.etl[0].value);
     }
   }
   return out;

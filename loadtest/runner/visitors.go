@@ -33,15 +33,15 @@ func newVisitors(base string, n int, path string) ([]string, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				var resp struct{ Visitor string }
-				if err := post(base+"/v1/events", body, 202, &resp); err != nil {
+				v, err := postForCookie(base+"/v1/events", body, 202)
+				if err != nil {
 					select {
 					case errs <- fmt.Errorf("creating a visitor: %w", err):
 					default:
 					}
 					continue
 				}
-				out[i] = resp.Visitor
+				out[i] = v
 			}
 		}()
 	}
@@ -63,6 +63,29 @@ func post(url, body string, want int, into any) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", browserUA)
 	return do(req, want, into)
+}
+
+// postForCookie posts as a browser and returns the visitor cookie the
+// service set: browsers never get the visitor value in a body.
+func postForCookie(url, body string, want int) (string, error) {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", browserUA)
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return "", fmt.Errorf("%s %s: %d %s", req.Method, req.URL.Path, resp.StatusCode, b)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "etl" {
+			return c.Value, nil
+		}
+	}
+	return "", fmt.Errorf("%s %s: no visitor cookie set", req.Method, req.URL.Path)
 }
 
 func do(req *http.Request, want int, into any) error {

@@ -12,9 +12,15 @@ function buy(sku, category, price) {
   call('track', 'purchase', { order_id: 'demo-' + Date.now(), items: [{ sku: sku, category: category, price: price, gift: !!(gift && gift.checked) }] });
   note('Bought ' + sku);
 }
+// signIn stands for a shop's login: the shop backend (here the demo-only
+// /demo/api/token, which signs example addresses only) issues an identity
+// token, and identify carries it, so the service joins the contact.
 function signIn(form) {
-  call('identify', form.email.value, form.first_name.value ? { first_name: form.first_name.value } : undefined);
-  note('Identified as ' + form.email.value);
+  var email = form.email.value, fields = form.first_name.value ? { first_name: form.first_name.value } : undefined;
+  fetch('/demo/api/token', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: email }) })
+    .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error ? j.error.message : 'sign-in failed'); return j.token; }); })
+    .then(function (token) { call('identify', email, fields, token); note('Signed in as ' + email); })
+    .catch(function (e) { note(String(e.message || e)); });
   return false;
 }
 function logout() { window.etalage.reset().then(function () { note('Logged out: a new visitor'); refresh(); }); }

@@ -147,6 +147,53 @@ test('identify then reset starts a new visitor', async () => {
   await context.close();
 });
 
+test('the cookie value never reaches page JavaScript', async () => {
+  const { context, page } = await newPage();
+  const res = await visit(page, '/demo/');
+  const c = await cookie(context);
+  assert.ok(c, 'etl cookie set');
+  assert.equal(res.visitor, undefined, 'no visitor in the decide answer');
+  assert.equal(await page.evaluate(() => window.etalage.visitor), undefined, 'no etalage.visitor');
+  assert.ok(!(await page.evaluate(() => document.cookie)).includes(c.value), 'HttpOnly');
+  const me = await (await page.request.get(BASE + '/demo/api/me')).text();
+  assert.ok(!me.includes(c.value), 'not in /demo/api/me either');
+  const reset = await page.evaluate(() => window.etalage.reset());
+  assert.equal(reset.visitor, undefined, 'nor in the reset answer');
+  await context.close();
+});
+
+test('identify without a token stays on the own profile; the owner signs in with one', async () => {
+  // The owner signs in through the demo's login (a token from the stand-in backend).
+  const owner = await newPage();
+  await visit(owner.page, '/demo/account');
+  await owner.page.fill('input[name=email]', 'owner@example.nl');
+  await owner.page.fill('input[name=first_name]', 'Olga');
+  await owner.page.click('#login');
+  await owner.page.waitForFunction(() => document.querySelector('#note').textContent.includes('owner@example.nl'));
+  await owner.page.evaluate(() => window.etalage.flush());
+  const ownerCookie = (await cookie(owner.context)).value;
+
+  // A stranger types the owner's address into identify, without a token.
+  const att = await newPage();
+  await visit(att.page, '/demo/');
+  const before = (await cookie(att.context)).value;
+  await att.page.evaluate(() => { window.etalage.identify('owner@example.nl', { first_name: 'Mallory' }); return window.etalage.flush(); });
+  const res = await visit(att.page, '/demo/');
+  assert.equal((await cookie(att.context)).value, before, 'the cookie did not move');
+  assert.notEqual(before, ownerCookie);
+  const me = await (await att.page.request.get(BASE + '/demo/api/me')).json();
+  assert.equal(me.profile.primary.email, undefined, 'no contact joined');
+  assert.equal(me.profile.primary.known, false);
+  assert.equal(me.profile.primary.fields.email, 'owner@example.nl', 'the claim is kept on the own profile');
+  assert.ok(!JSON.stringify(me).includes('Olga') && !JSON.stringify(res).includes('Olga'), 'nothing of the owner shows');
+
+  const ownerMe = await (await owner.page.request.get(BASE + '/demo/api/me')).json();
+  assert.equal(ownerMe.profile.primary.email, 'owner@example.nl');
+  assert.equal(ownerMe.profile.primary.fields.first_name, 'Olga', 'the owner is untouched');
+  await owner.context.close();
+  await att.context.close();
+});
+
 test('the snippet is small and revalidates with its ETag', async () => {
   const r = await fetch(BASE + '/snippet.js', { headers: { 'Accept-Encoding': 'gzip' } });
   assert.equal(r.status, 200);
