@@ -108,14 +108,14 @@ func TestMergeKeepsSurvivorsAssignment(t *testing.T) {
 		// The contact's profile (laptop) was exposed to "big"; the phone,
 		// anonymous, to "control" and to another experiment.
 		laptop := profile.NewID()
-		_, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "ab@example.nl"}}, pol)
+		_, err := svc.Record(ctx, laptop, nil, []profile.Event{{Type: profile.Identify, Email: "ab@example.nl", Proven: true}}, pol)
 		require.NoError(t, err)
 		_, err = svc.Expose(ctx, laptop, nil, []profile.Assignment{{Experiment: "hero", Variant: "big", At: at}}, pol)
 		require.NoError(t, err)
 		phone := profile.NewID()
 		_, err = svc.Expose(ctx, phone, nil, []profile.Assignment{{Experiment: "hero", Variant: "control", At: at}, {Experiment: "other", Variant: "b", At: at}}, pol)
 		require.NoError(t, err)
-		snap, err := svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Email: "ab@example.nl"}}, pol)
+		snap, err := svc.Record(ctx, phone, nil, []profile.Event{{Type: profile.Identify, Email: "ab@example.nl", Proven: true}}, pol)
 		require.NoError(t, err)
 		require.Equal(t, laptop, snap.Primary.ID)
 		assert.Equal(t, "big", snap.Primary.Assignment("hero").Variant, "the surviving profile's assignment wins")

@@ -29,6 +29,7 @@ type Set struct {
 	segIdx    map[string]int
 	slots     map[string][]*Block // per slot, best first: priority desc, id asc
 	warnings  []Problem           // doubtful but valid: see Warnings
+	webhooks  []Webhook
 
 	experiments []*Experiment // document order
 	expIdx      map[string]int
@@ -80,7 +81,7 @@ func Compile(doc []byte) (*Set, error) {
 	if len(root.Content) == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") {
 		return s, nil
 	}
-	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "experiments", "holdout")
+	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "webhooks", "experiments", "holdout")
 	if n, ok := top["timezone"]; ok {
 		if name, ok := c.str(n); ok {
 			loc, err := time.LoadLocation(name)
@@ -110,6 +111,9 @@ func Compile(doc []byte) (*Set, error) {
 	s.checkCycles(c, segNodes)
 	if n, ok := top["blocks"]; ok {
 		s.compileBlocks(c, n)
+	}
+	if n, ok := top["webhooks"]; ok {
+		s.compileWebhooks(c, n)
 	}
 	if n, ok := top["experiments"]; ok {
 		s.compileExperiments(c, n)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/etalage/etalage/profile"
@@ -41,6 +42,14 @@ type Store struct {
 	now  func() time.Time
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	queue      chan *putReq // profile writes waiting for the writer (writer.go)
+	commitTime atomic.Int64 // moving average of a commit's duration, in ns
+	closing    sync.RWMutex // held to enqueue; Close takes it to set closed
+	closed     bool
+	// beforeCommit, when set (by tests), runs inside every batch's
+	// transaction before it commits: a slow disk.
+	beforeCommit func()
 }
 
 // Open opens or creates the store in dir (<dir>/profiles.db).
@@ -57,7 +66,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketTallies} {
+		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketTallies}, triggerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -68,9 +77,10 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, stop: make(chan struct{})}
-	s.wg.Add(1)
+	s := &Store{db: db, now: time.Now, stop: make(chan struct{}), queue: make(chan *putReq, maxQueue)}
+	s.wg.Add(2)
 	go s.sweeper()
+	go s.writer()
 	return s, nil
 }
 
@@ -136,54 +146,6 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 	return out, wrap("get profile", err)
 }
 
-// Put applies the writes atomically if every expected version holds; the
-// primary write's links take its expiry in the same transaction.
-func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, err)
-	}
-	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, w := range writes {
-			ver, _, _ := decode(b.Get(recordKey(pid, w.Season)), now)
-			if ver != w.Expect {
-				return profile.ErrConflict
-			}
-		}
-		for _, w := range writes {
-			k := recordKey(pid, w.Season)
-			if w.Data == nil {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-				continue
-			}
-			v := encode(w.Version, w.TTL, now, w.Data)
-			if err := b.Put(k, v); err != nil {
-				return err
-			}
-			if w.Season == "" {
-				if err := expireLinks(tx.Bucket(bucketLinks), w.Links, pid, v[8:16], now); err != nil {
-					return err
-				}
-			}
-		}
-		// Counted in the transaction that stores the profile: both or
-		// neither.
-		tb := tx.Bucket(bucketTallies)
-		for _, w := range writes {
-			for _, t := range w.Tallies {
-				if err := addTally(tb, t); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	return wrap("put profile", err)
-}
-
 // expireLinks gives each link that maps to pid the expiry exp (as stored in
 // a value: unix nanos, zero for none).
 func expireLinks(b *bolt.Bucket, links []string, pid string, exp []byte, now time.Time) error {
@@ -199,38 +161,6 @@ func expireLinks(b *bolt.Bucket, links []string, pid string, exp []byte, now tim
 		}
 	}
 	return nil
-}
-
-func tallyKey(name, field string) []byte {
-	k := make([]byte, 0, len(name)+1+len(field))
-	k = append(k, name...)
-	k = append(k, 0)
-	return append(k, field...)
-}
-
-func addTally(b *bolt.Bucket, t profile.Tally) error {
-	k := tallyKey(t.Name, t.Field)
-	var n int64
-	if v := b.Get(k); len(v) == 8 {
-		n = int64(binary.BigEndian.Uint64(v))
-	}
-	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n+t.Delta)))
-}
-
-// Tallies returns the counters of counter set name.
-func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
-	out := map[string]int64{}
-	prefix := tallyKey(name, "")
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTallies).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if len(v) == 8 {
-				out[string(k[len(prefix):])] = int64(binary.BigEndian.Uint64(v))
-			}
-		}
-		return nil
-	})
-	return out, wrap("read tallies", err)
 }
 
 // Delete removes every record of pid.
@@ -579,6 +509,74 @@ func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) 
 	return rev, wrap("read definitions file", err)
 }
 
+// Entry is one stored key as Dump lists it.
+type Entry struct {
+	Bucket  string    // "records" (pid NUL season), "links" (identifier → pid) or "meta"
+	Key     []byte    // valid during the call only
+	Expires time.Time // zero: never
+	Value   []byte    // the data, without version and expiry; valid during the call only
+}
+
+// Dump calls fn for every live key of every bucket, for audits of what the
+// store holds (on whom, until when) and the integrity tests.
+func (s *Store) Dump(fn func(Entry) error) error {
+	now := s.now()
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				e := Entry{Bucket: string(name), Key: k, Value: v}
+				if !bytes.Equal(name, bucketMeta) {
+					_, data, ok := decode(v, now)
+					if !ok {
+						return nil
+					}
+					e.Value = data
+					if exp := binary.BigEndian.Uint64(v[8:16]); exp != 0 {
+						e.Expires = time.Unix(0, int64(exp))
+					}
+				}
+				return fn(e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func tallyKey(name, field string) []byte {
+	k := make([]byte, 0, len(name)+1+len(field))
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, field...)
+}
+
+func addTally(b *bolt.Bucket, t profile.Tally) error {
+	k := tallyKey(t.Name, t.Field)
+	var n int64
+	if v := b.Get(k); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n+t.Delta)))
+}
+
+// Tallies returns the counters of counter set name.
+func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
+	out := map[string]int64{}
+	prefix := tallyKey(name, "")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTallies).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) == 8 {
+				out[string(k[len(prefix):])] = int64(binary.BigEndian.Uint64(v))
+			}
+		}
+		return nil
+	})
+	return out, wrap("read tallies", err)
+}
+
 // Ping checks that the database is open.
 func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.db.View(func(*bolt.Tx) error { return nil }))
@@ -591,6 +589,9 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
+	s.closing.Lock()
+	s.closed = true
+	s.closing.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	return s.db.Close()
