@@ -31,6 +31,8 @@ const (
 	rExperiments = "experiments"
 	rHoldout     = "holdout"
 	rPprof       = "pprof"
+	rPreview     = "preview"
+	rOverview    = "overview"
 	rNotFound    = "not_found"
 )
 
@@ -48,7 +50,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -159,6 +161,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rExperiments
 	case path == "/admin/v1/holdout":
 		route = rHoldout
+	case strings.HasPrefix(path, "/admin/v1/preview/"):
+		route = rPreview
+	case path == "/admin/v1/overview":
+		route = rOverview
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -193,6 +199,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
 	case rHoldout:
 		s.serveHoldout(ctx)
+	case rPreview:
+		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
+	case rOverview:
+		s.serveOverview(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.
