@@ -24,4 +24,5 @@ type Policy struct {
 	ConsentNeeded bool            // --consent required: no behaviour before "profiling" consent
 	AnonymousTTL  time.Duration   // default 90 days of inactivity
 	KnownTTL      time.Duration   // default 400 days of inactivity
+	Watcher       Watcher         // may be nil: no webhooks watch segments
 }

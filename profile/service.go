@@ -58,7 +58,11 @@ type Snapshot struct {
 	Primary  *Profile   // never nil: an absent profile is empty, with ID set
 	Seasonal []*Profile // parallel to Policy.Seasons; nil when absent or from an earlier cycle
 	Records  []Record   // [0] primary, then one per season, as stored
-	seasons  []string   // the season ids Records were read for
+	// Trigger is the webhook state (TriggerRecord), read only when the
+	// policy has a Watcher.
+	Trigger Record
+	seasons []string // the season ids Records were read for
+	watched bool     // read with the trigger record
 	// forward is set when the primary record is a forward: the profile was
 	// merged into this one. frozen: the forward still holds the merged
 	// profile's data (Primary), the merge is not finished.
@@ -77,7 +81,7 @@ func (s *Snapshot) Size() int {
 
 // fits reports whether s was read for pid with pol's seasons.
 func (s *Snapshot) fits(pid string, pol *Policy) bool {
-	if s == nil || s.Primary == nil || s.Primary.ID != pid || len(s.seasons) != len(pol.Seasons) {
+	if s == nil || s.Primary == nil || s.Primary.ID != pid || len(s.seasons) != len(pol.Seasons) || s.watched != (pol.Watcher != nil) {
 		return false
 	}
 	for i := range pol.Seasons {
@@ -131,11 +135,22 @@ func (s *Service) Load(ctx context.Context, pid string, pol *Policy) (*Snapshot,
 // read is Load without following a forward.
 func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
 	ids := seasonIDs(pol)
-	recs, err := s.store.Get(ctx, pid, ids)
+	get := ids
+	if pol.Watcher != nil {
+		// The trigger record travels with the profile in the same read.
+		get = append(ids[:len(ids):len(ids)], TriggerRecord)
+	}
+	recs, err := s.store.Get(ctx, pid, get)
 	if err != nil {
 		return nil, fmt.Errorf("load profile: %w", err)
 	}
-	return s.snapshot(pid, pol, ids, recs), nil
+	var trig Record
+	if pol.Watcher != nil {
+		trig, recs = recs[len(recs)-1], recs[:len(recs)-1]
+	}
+	snap := s.snapshot(pid, pol, ids, recs)
+	snap.Trigger, snap.watched = trig, pol.Watcher != nil
+	return snap, nil
 }
 
 func (s *Service) snapshot(pid string, pol *Policy, ids []string, recs []Record) *Snapshot {
@@ -261,11 +276,13 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 	mu := s.stripe(pid)
 	mu.Lock()
 	defer mu.Unlock()
+	fresh := false
 	if !base.fits(pid, pol) || base.forward != "" {
 		var err error
 		if base, err = s.read(ctx, pid, pol); err != nil {
 			return nil, nil, err
 		}
+		fresh = true
 	}
 	if base.forward != "" {
 		return nil, frozenOf(pid, base), nil
@@ -282,16 +299,49 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 	}
 	w.settle()
 	writes := w.writes()
+	// Without events or a merge this is a Rewatch: the watched segments
+	// are looked at again even though the profile is unchanged.
+	rewatch := len(events) == 0 && from == nil
+	var watch Watch
+	if pol.Watcher != nil && (len(writes) > 0 || rewatch) {
+		writes, watch = w.watch(writes)
+	}
 	if len(writes) == 0 {
+		if !fresh {
+			// Nothing to write according to a cached snapshot, which may be
+			// stale (another node granted consent, say): only the store's
+			// own record may say that events change nothing.
+			return nil, nil, ErrConflict
+		}
 		return base, nil, nil
 	}
 	if err := s.dropForwards(ctx, pid, w.dropped); err != nil {
 		return nil, nil, err
 	}
+	if watch.Data != nil {
+		if err := pol.Watcher.Schedule(ctx, pid, watch, false); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := s.store.Put(ctx, pid, writes); err != nil {
 		return nil, nil, err
 	}
+	if watch.Data != nil {
+		// Failing here is harmless: the schedule made before the Put has
+		// some node look at the profile a little later.
+		_ = pol.Watcher.Schedule(ctx, pid, watch, true)
+	}
 	return w.result(writes), nil, nil
+}
+
+// Rewatch looks at pid's watched segments again without events: time
+// alone may have changed them, or deliveries may be due. It writes only
+// the trigger record, and only when it changed.
+func (s *Service) Rewatch(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
+	if pol.Watcher == nil {
+		return s.Load(ctx, pid, pol)
+	}
+	return s.write(ctx, pid, nil, nil, pol, nil, nil)
 }
 
 // dropForwards deletes the forwards to pid of aliases that fall off its
@@ -352,23 +402,28 @@ func (s *Service) Contact(ctx context.Context, ref string, pol *Policy) (string,
 		return "", fmt.Errorf("resolve contact: %w", err)
 	}
 	pid = NewID()
-	got, err := s.store.Link(ctx, key, pid, knownTTL(pol))
+	got, err := s.store.Link(ctx, key, pid, min(linkGrace, knownTTL(pol)))
 	if err != nil {
 		return "", fmt.Errorf("link contact: %w", err)
 	}
 	if got != pid {
 		return got, nil
 	}
-	p := &Profile{ID: pid, Known: true, FirstSeen: s.now().Unix()}
+	// The record takes the identifier through the ordinary write, so that
+	// events racing in for the same new contact (which found the link
+	// first) and this write both land, in either order.
+	id := &identity{target: pid, created: []string{key}}
+	ev := Event{Type: Identify, Trusted: true, Proven: true}
 	kind, val, _ := cutRef(ref)
 	if kind == "email" {
-		p.Email, _ = NormaliseEmail(val)
+		ev.Email, _ = NormaliseEmail(val)
+		id.email = ev.Email
 	} else {
-		p.CustomerID = val
+		ev.Customer = val
+		id.customer = val
 	}
-	err = s.store.Put(ctx, pid, []Write{{Expect: 0, Version: newVersion(0), Data: Encode(nil, p), TTL: knownTTL(pol), Links: []string{key}}})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		s.unlinkAll(&identity{target: pid, created: []string{key}})
+	if _, err := s.write(ctx, pid, nil, []Event{ev}, pol, id, nil); err != nil {
+		s.unlinkAll(id)
 		return "", fmt.Errorf("create contact: %w", err)
 	}
 	return pid, nil

@@ -357,14 +357,47 @@ func linkKeys(p *Profile) []string {
 	return keys
 }
 
+// watch lets the policy's Watcher compare the profile as these writes
+// leave it with what webhooks were last told, and adds the trigger record
+// to the writes when it changed. While the primary record is written the
+// trigger record is written too (unchanged, if so), so that it lives as
+// long as the profile does.
+func (w *work) watch(writes []Write) ([]Write, Watch) {
+	after := w.result(writes)
+	var trig Record
+	if w.base != nil {
+		trig = w.base.Trigger
+	}
+	after.Trigger = trig
+	wt := w.pol.Watcher.Watch(after, w.now)
+	data := wt.Data
+	if data == nil && trig.Version != 0 {
+		for _, wr := range writes {
+			if wr.Season == "" && wr.Data != nil {
+				data = trig.Data
+				break
+			}
+		}
+	}
+	if data == nil {
+		return writes, wt
+	}
+	return append(writes, Write{Season: TriggerRecord, Expect: trig.Version, Version: newVersion(trig.Version), Data: data, TTL: knownTTL(w.pol)}), wt
+}
+
 // result is the snapshot after writes were stored.
 func (w *work) result(writes []Write) *Snapshot {
 	n := len(w.profs)
-	snap := &Snapshot{Records: make([]Record, n), Seasonal: make([]*Profile, n-1), seasons: seasonIDs(w.pol)}
+	snap := &Snapshot{Records: make([]Record, n), Seasonal: make([]*Profile, n-1), seasons: seasonIDs(w.pol), watched: w.pol.Watcher != nil}
 	if w.base != nil {
 		copy(snap.Records, w.base.Records)
+		snap.Trigger = w.base.Trigger
 	}
 	for _, wr := range writes {
+		if wr.Season == TriggerRecord {
+			snap.Trigger = Record{Data: wr.Data, Version: wr.Version}
+			continue
+		}
 		i := 0
 		if wr.Season != "" {
 			for j := range w.pol.Seasons {

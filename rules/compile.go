@@ -29,6 +29,7 @@ type Set struct {
 	segIdx    map[string]int
 	slots     map[string][]*Block // per slot, best first: priority desc, id asc
 	warnings  []Problem           // doubtful but valid: see Warnings
+	webhooks  []Webhook
 }
 
 type segment struct {
@@ -73,7 +74,7 @@ func Compile(doc []byte) (*Set, error) {
 	if len(root.Content) == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") {
 		return s, nil
 	}
-	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks")
+	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "webhooks")
 	if n, ok := top["timezone"]; ok {
 		if name, ok := c.str(n); ok {
 			loc, err := time.LoadLocation(name)
@@ -103,6 +104,9 @@ func Compile(doc []byte) (*Set, error) {
 	s.checkCycles(c, segNodes)
 	if n, ok := top["blocks"]; ok {
 		s.compileBlocks(c, n)
+	}
+	if n, ok := top["webhooks"]; ok {
+		s.compileWebhooks(c, n)
 	}
 	if len(c.problems) > 0 {
 		for i := range c.problems {
