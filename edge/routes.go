@@ -29,6 +29,8 @@ const (
 	rSegments    = "segments"
 	rExplain     = "explain"
 	rPprof       = "pprof"
+	rPreview     = "preview"
+	rOverview    = "overview"
 	rNotFound    = "not_found"
 )
 
@@ -46,7 +48,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -153,6 +155,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case strings.HasPrefix(path, "/admin/v1/preview/"):
+		route = rPreview
+	case path == "/admin/v1/overview":
+		route = rOverview
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -183,6 +189,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rPreview:
+		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
+	case rOverview:
+		s.serveOverview(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.

@@ -45,6 +45,10 @@ type Config struct {
 	AnonymousTTL   time.Duration // default 90 days
 	KnownTTL       time.Duration // default 400 days
 
+	// AdminWrap, when set, wraps the admin listener's handler: cmd puts
+	// the console in front of the admin API this way.
+	AdminWrap func(fasthttp.RequestHandler) fasthttp.RequestHandler
+
 	Definitions     []byte // applied at start when set and new to the store; else the stored document, else the demo
 	DefinitionsName string // the file Definitions came from, for logs and the revision note
 	Logger          *slog.Logger
@@ -181,8 +185,12 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		SecureErrorLogMessage:        true,
 		Logger:                       slogPrinter{s.log},
 	}
+	admin := fasthttp.RequestHandler(s.serveAdmin)
+	if cfg.AdminWrap != nil {
+		admin = cfg.AdminWrap(admin)
+	}
 	s.admin = &fasthttp.Server{
-		Handler:               s.serveAdmin,
+		Handler:               admin,
 		ErrorHandler:          s.serveParseError,
 		Name:                  "etalage-admin",
 		MaxRequestBodySize:    2 * rulesMaxDoc,
