@@ -91,9 +91,9 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = rDemo
 	}
 	ctx.SetUserValue(routeKey{}, routeValues[route])
-	if route == rDecide || route == rEvents || route == rReset || route == rPreflight {
-		s.cors(ctx)
-	}
+	// Every answer to an allowed origin carries the CORS headers, errors
+	// included (writeError keeps them).
+	s.cors(ctx)
 	switch route {
 	case rDecide, rEvents, rReset, rDemoToken:
 		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
