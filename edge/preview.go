@@ -184,7 +184,7 @@ func fillSlots(page []byte, fill map[string][]byte) []byte {
 			return append(out, page...)
 		}
 		out = append(out, page[:loc[1]]...)
-		slot := string(page[loc[2]:loc[3]])
+		slot := page[loc[2]:loc[3]]
 		rest := page[loc[1]:]
 		// Find the </div> that closes this div, counting nested ones.
 		depth, end := 1, len(rest)
@@ -199,7 +199,7 @@ func fillSlots(page []byte, fill map[string][]byte) []byte {
 				break
 			}
 		}
-		if f, ok := fill[slot]; ok {
+		if f, ok := fill[string(slot)]; ok {
 			out = append(out, f...)
 		} else {
 			out = append(out, rest[:end]...)

@@ -145,7 +145,7 @@
           el.innerHTML = b.html;
         }
         el.setAttribute('data-etalage-block', b.id);
-        el.dispatchEvent(new CustomEvent('etalage:block', { bubbles: true, detail: { slot: s, id: b.id, data: b.data } }));
+        el.dispatchEvent(new CustomEvent('etalage:block', { bubbles: true, detail: { slot: s, id: b.id, html: b.html, data: b.data } }));
       });
     }
   }

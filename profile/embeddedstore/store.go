@@ -450,7 +450,7 @@ func (s *Store) DefinitionsRevisions(ctx context.Context, before int64, limit in
 		c := tx.Bucket(bucketRevs).Cursor()
 		var k, v []byte
 		if before > 0 {
-			k, v = c.Seek(revKey(before))
+			k, _ = c.Seek(revKey(before))
 			if k == nil {
 				k, v = c.Last()
 			} else {

@@ -5,9 +5,15 @@
 window.etalage = window.etalage || [];
 function call() { var a = [].slice.call(arguments); if (window.etalage.ready) window.etalage[a[0]].apply(window.etalage, a.slice(1)); else window.etalage.push(a); }
 
-var catalogue = fetch('/demo/products.json').then(function (r) { return r.json(); }).then(function (list) {
-  var by = {}; list.forEach(function (p) { by[p.sku] = p; }); return by;
-});
+// The catalogue is read when a block first needs it, so that it never
+// competes with the snippet's decide for a connection.
+var catalogueP = null;
+function catalogue() {
+  if (!catalogueP) catalogueP = fetch('/demo/products.json').then(function (r) { return r.json(); }).then(function (list) {
+    var by = {}; list.forEach(function (p) { by[p.sku] = p; }); return by;
+  });
+  return catalogueP;
+}
 
 // A block's data is the shop's to draw: {skus: [...]} as product cards,
 // {image: url} as an image under the block's html.
@@ -20,7 +26,7 @@ document.addEventListener('etalage:block', function (ev) {
     slot.insertBefore(img, slot.firstChild);
   }
   if (data.skus) {
-    catalogue.then(function (by) {
+    catalogue().then(function (by) {
       var grid = document.createElement('div');
       grid.className = 'grid';
       data.skus.forEach(function (sku) {

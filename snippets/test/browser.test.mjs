@@ -30,6 +30,19 @@ async function newPage() {
   return { context, page, decides };
 }
 
+// These tests look at what the pages show, not at the snippet's deadline:
+// on a loaded test machine a decide can take longer than the 400 ms after
+// which slots keep their defaults, so the pages get a generous data-timeout.
+async function demoPage() {
+  const p = await newPage();
+  await p.page.route('**/demo/**', async (route) => {
+    if (route.request().resourceType() !== 'document') return route.continue();
+    const r = await route.fetch();
+    await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-timeout="10000">') });
+  });
+  return p;
+}
+
 async function visit(page, path) {
   await page.goto(BASE + path);
   await page.waitForFunction(() => window.etalage && window.etalage.ready);
@@ -41,7 +54,7 @@ async function cookie(context) {
 }
 
 test('first visit sets the cookie and shows the default hero, with one decide request', async () => {
-  const { context, page, decides } = await newPage();
+  const { context, page, decides } = await demoPage();
   const res = await visit(page, '/demo/');
   assert.ok(res, 'decide answered');
   const c = await cookie(context);
@@ -57,7 +70,7 @@ test('first visit sets the cookie and shows the default hero, with one decide re
 });
 
 test('three sneaker views make a sneaker fan', async () => {
-  const { context, page } = await newPage();
+  const { context, page } = await demoPage();
   for (let i = 0; i < 3; i++) await visit(page, '/demo/c/sneakers');
   const res = await visit(page, '/demo/');
   assert.ok(res.segments.includes('sneaker-fans'), JSON.stringify(res.segments));
@@ -84,14 +97,16 @@ test('a gift toy bought in November shows the Sinterklaas banner, and never make
 test('a slow decide keeps the default content and does not swap late', async () => {
   const { context, page } = await newPage();
   await page.route('**/v1/decide', async (route) => {
-    await new Promise((r) => setTimeout(r, 1500));
+    await new Promise((r) => setTimeout(r, 3000));
     await route.continue();
   });
   const start = Date.now();
-  await page.goto(BASE + '/demo/');
+  await page.goto(BASE + '/demo/', { waitUntil: 'domcontentloaded' });
   const hero = page.locator('[data-etalage-slot="home-hero"]');
   assert.match(await hero.textContent(), /Welkom/, 'default content visible at once');
-  assert.ok(Date.now() - start < 1400, 'the page did not wait for decide');
+  // The decide takes 3 s: a page that shows well before that did not wait
+  // for it (the margin is wide, for loaded test machines).
+  assert.ok(Date.now() - start < 2500, 'the page did not wait for decide');
   await page.evaluate(() => window.etalage.ready);
   assert.equal(await hero.getAttribute('data-etalage-block'), null, 'no swap after the timeout');
   await context.close();
@@ -313,18 +328,7 @@ test('with the service down, slots keep their defaults and events wait for it', 
 });
 
 // The demo as a newcomer tries it: every step changes what the page shows.
-// These tests look at what the pages show, not at the snippet's deadline:
-// on a loaded test machine a decide can take longer than the 400 ms after
-// which slots keep their defaults, so the pages get a generous data-timeout.
-async function demoPage() {
-  const p = await newPage();
-  await p.page.route('**/demo/**', async (route) => {
-    if (route.request().resourceType() !== 'document') return route.continue();
-    const r = await route.fetch();
-    await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-timeout="10000">') });
-  });
-  return p;
-}
+
 test('demo: page views carry the category and product from data attributes', async () => {
   const { context, page, decides } = await demoPage();
   await visit(page, '/demo/c/toys');
