@@ -31,9 +31,12 @@ type Record struct {
 // Links (primary writes only) name the identity links that must live exactly
 // as long as the record: each one that still maps to the profile gets the
 // record's expiry, to the millisecond; links mapping elsewhere, or absent,
-// are left alone. On a single store this happens in the same atomic write;
-// where a link cannot share the record's slot (Redis Cluster) it follows
-// right after the record was written.
+// are left alone. On a single store this happens in the same atomic write.
+// Where a link cannot share the record's slot (Redis Cluster) it follows
+// right after the record was written and only ever moves the link's expiry
+// later: writers of one profile on several nodes may refresh it out of
+// order, and a record's expiry only grows. The service makes links with a
+// short TTL (Link) that the first write of their record extends.
 type Write struct {
 	Season  string
 	Expect  uint64
@@ -41,6 +44,10 @@ type Write struct {
 	Data    []byte
 	TTL     time.Duration // 0: no expiry
 	Links   []string
+	// Tallies are counter increments applied in the same atomic step as
+	// the records, only when the write applies (experiment exposures and
+	// conversions). A store applies the tallies of every write of a Put.
+	Tallies []Tally
 }
 
 // AnyRevision as DefinitionsPut.Expect stores whatever revision is current.
@@ -128,6 +135,11 @@ type Store interface {
 	// digest was applied as at a start (or found equal to), or ErrNotFound
 	// when no start ever applied it.
 	FileRevision(ctx context.Context, digest string) (int64, error)
+
+	// Tallies returns the counters of the counter set name (written by
+	// Write.Tallies), summed over however the store shards them; an
+	// unknown name has no counters.
+	Tallies(ctx context.Context, name string) (map[string]int64, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
