@@ -305,6 +305,11 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 
 	pid, known := s.visitorOf(ctx, r.visitor)
 	writes := !r.ctx.Bot && !isPrefetch(ctx)
+	if writes && !known && !s.mayProfile(events) {
+		// --consent required and none given: no cookie and nothing
+		// stored; the decision comes from the request context alone.
+		writes = false
+	}
 	// The cookie is set for the browser's own cookie (renewed) and for a
 	// visitor the service creates; a forwarded value is used for this
 	// request only and never becomes a cookie (no session fixation).

@@ -74,6 +74,12 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 				s.writeError(ctx, errorf(ECodeInvalid, "visitor: not a valid visitor value"))
 				return
 			}
+			if !s.mayProfile(events) {
+				// --consent required and none given: nothing stored, no
+				// cookie (accepted 0, like a bot's events).
+				s.writeAccepted(ctx, 0, "")
+				return
+			}
 			pid = NewID()
 		}
 		// A forwarded value is used for this request only and never
@@ -141,6 +147,13 @@ func (s *Server) serveReset(ctx *fasthttp.RequestCtx) {
 	s.fillContext(ctx, r, trusted)
 	if !trusted && (r.ctx.Bot || isPrefetch(ctx)) {
 		ctx.SetBodyString(`{"reset":false}`)
+		return
+	}
+	if s.cfg.ConsentNeeded {
+		// The new visitor has given no consent yet: no cookie until it
+		// does, and the old one goes.
+		s.clearVisitorCookie(ctx)
+		ctx.SetBodyString(`{"reset":true}`)
 		return
 	}
 	v := s.setVisitorCookie(ctx, NewID())

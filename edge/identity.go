@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"strconv"
 
+	"github.com/etalage/etalage/profile"
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,6 +45,30 @@ func (s *Server) setVisitorCookie(ctx *fasthttp.RequestCtx, pid string) string {
 	}
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
 	return v
+}
+
+// clearVisitorCookie removes the visitor cookie from the browser.
+func (s *Server) clearVisitorCookie(ctx *fasthttp.RequestCtx) {
+	b := append([]byte(s.cfg.CookieName), "=; max-age=0; path=/; HttpOnly; SameSite=Lax"...)
+	if s.cfg.CookieSecure {
+		b = append(b, "; secure"...)
+	}
+	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
+}
+
+// mayProfile reports whether a request without a known visitor may create
+// one: always, unless --consent required, then only when its events grant
+// profiling consent.
+func (s *Server) mayProfile(events []profile.Event) bool {
+	if !s.cfg.ConsentNeeded {
+		return true
+	}
+	for i := range events {
+		if events[i].Type == profile.ConsentEvent && events[i].Purposes["profiling"] {
+			return true
+		}
+	}
+	return false
 }
 
 // isPrefetch reports a speculative load (link prefetch, prerender preview):
