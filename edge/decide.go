@@ -304,6 +304,15 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 
 	pid, known := s.visitorOf(ctx, r.visitor)
+	var loaded *profile.Snapshot
+	var loadErr error
+	if known {
+		loaded, loadErr = s.load(context.Background(), pid, d)
+		if loadErr == nil && loaded.Empty() && s.wasErased(pid) {
+			// The erased browser starts anew: its old id never comes back.
+			known, loaded = false, nil
+		}
+	}
 	writes := !r.ctx.Bot && !isPrefetch(ctx)
 	if writes && !known && !s.mayProfile(events) {
 		// --consent required and none given: no cookie and nothing
@@ -330,7 +339,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			pid = snap.Primary.ID
 		}
 	case known:
-		snap, err = s.load(context.Background(), pid, d)
+		snap, err = loaded, loadErr
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: load profile", err)

@@ -69,6 +69,12 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 	default:
 		var ok bool
 		pid, ok = s.visitorOf(ctx, r.visitor)
+		if ok {
+			// The erased browser starts anew: its old id never comes back.
+			if snap, err := s.load(context.Background(), pid, d); err == nil && snap.Empty() && s.wasErased(pid) {
+				ok, r.visitor = false, nil
+			}
+		}
 		if !ok {
 			if len(r.visitor) > 0 {
 				s.writeError(ctx, errorf(ECodeInvalid, "visitor: not a valid visitor value"))

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"strconv"
 
@@ -45,6 +46,21 @@ func (s *Server) setVisitorCookie(ctx *fasthttp.RequestCtx, pid string) string {
 	}
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
 	return v
+}
+
+// erasedKey names the tombstone of an erased visitor id: it holds nothing
+// of the person (the id is random) and lives as long as a cookie could, so
+// that the erased browser's next request starts a new visitor instead of
+// bringing the id back.
+func erasedKey(pid string) string { return "erased:" + pid }
+
+// wasErased reports whether pid's profile was erased. It is asked only for
+// profiles that hold nothing, so it costs nothing on the usual path.
+func (s *Server) wasErased(pid string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreDeadline)
+	defer cancel()
+	_, err := s.store.Lookup(ctx, erasedKey(pid))
+	return err == nil
 }
 
 // clearVisitorCookie removes the visitor cookie from the browser.

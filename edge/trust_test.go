@@ -327,3 +327,49 @@ func TestConsentRequired(t *testing.T) {
 	require.NotNil(t, out.cookie)
 	assert.LessOrEqual(t, out.cookie.MaxAge(), 0, "max-age=0 removes it")
 }
+
+// TestErasedBrowserStartsNewVisitor: after erasure the browser's next
+// request gets a new visitor id; the erased id never comes back.
+func TestErasedBrowserStartsNewVisitor(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, via := range []string{"decide", "events"} {
+		t.Run(via, func(t *testing.T) {
+			first := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers", "/demo/c/sneakers", "/demo/c/sneakers")+`]}`)
+			old := string(first.cookie.Value())
+			r := h.adminCall(t, "DELETE", "/admin/v1/profiles/"+old, "")
+			require.Equal(t, 200, r.status, string(r.body))
+
+			var next *response
+			if via == "decide" {
+				next = h.decide(t, old, `{"slots":["home-hero"],"events":[`+pageViews("/after")+`]}`)
+				assert.NotEqual(t, "hero-sneakers", blockID(t, next, "home-hero"))
+			} else {
+				next = call(t, h.public, "POST", "/v1/events", `{"events":[`+pageViews("/after")+`]}`, map[string]string{"Cookie": "etl=" + old})
+				require.Equal(t, 202, next.status, string(next.body))
+			}
+			require.NotNil(t, next.cookie)
+			assert.NotEqual(t, old[:idLen], string(next.cookie.Value())[:idLen], "a new visitor id")
+			gone := h.adminCall(t, "GET", "/admin/v1/profiles/"+old, "")
+			assert.Equal(t, 404, gone.status, "the erased id was not brought back: %s", gone.body)
+			now := h.adminCall(t, "GET", "/admin/v1/profiles/"+string(next.cookie.Value()), "")
+			require.Equal(t, 200, now.status)
+			assert.Contains(t, string(now.body), "/after", "the request's events went to the new visitor")
+		})
+	}
+	t.Run("a contact on two devices, erased by e-mail", func(t *testing.T) {
+		proven := `{"type":"identify","email":"gone@example.nl","token":"` + token(t, "email:gone@example.nl") + `"}`
+		a := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/a")+`,`+proven+`]}`)
+		b := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/b")+`]}`)
+		bOld := string(b.cookie.Value())
+		b = h.decide(t, bOld, `{"slots":["home-hero"],"events":[`+proven+`]}`)
+		require.Equal(t, string(a.cookie.Value()), string(b.cookie.Value()), "merged")
+		r := h.adminCall(t, "DELETE", "/admin/v1/profiles/email:gone@example.nl", "")
+		require.Equal(t, 200, r.status, string(r.body))
+		for _, old := range []string{string(a.cookie.Value()), bOld} {
+			next := h.decide(t, old, `{"slots":["home-hero"],"events":[`+pageViews("/again")+`]}`)
+			require.NotNil(t, next.cookie)
+			assert.NotEqual(t, old[:idLen], string(next.cookie.Value())[:idLen], "a new visitor id")
+			assert.Equal(t, 404, h.adminCall(t, "GET", "/admin/v1/profiles/"+old, "").status)
+		}
+	})
+}
