@@ -28,6 +28,8 @@ const (
 	rProfiles    = "profiles"
 	rSegments    = "segments"
 	rExplain     = "explain"
+	rExperiments = "experiments"
+	rHoldout     = "holdout"
 	rPprof       = "pprof"
 	rPreview     = "preview"
 	rOverview    = "overview"
@@ -155,6 +157,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case strings.HasPrefix(path, "/admin/v1/experiments/"):
+		route = rExperiments
+	case path == "/admin/v1/holdout":
+		route = rHoldout
 	case strings.HasPrefix(path, "/admin/v1/preview/"):
 		route = rPreview
 	case path == "/admin/v1/overview":
@@ -189,6 +195,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rExperiments:
+		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
+	case rHoldout:
+		s.serveHoldout(ctx)
 	case rPreview:
 		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
 	case rOverview:
