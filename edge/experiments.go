@@ -56,6 +56,7 @@ type variantReport struct {
 	Visitors    int64       `json:"visitors"`
 	Conversions int64       `json:"conversions"`
 	Rate        float64     `json:"rate"`
+	RateCI95    [2]float64  `json:"rate_ci95"`
 	Uplift      *float64    `json:"uplift,omitempty"`
 	CI95        *[2]float64 `json:"ci95,omitempty"`
 	Chance      *float64    `json:"chance_to_beat_control,omitempty"`
@@ -81,7 +82,8 @@ func buildReport(id string, variants []string, weights []float64, t map[string]i
 		n := t[profile.VisitorsField(v)]
 		c := min(t[profile.ConversionsField(v)], n)
 		obs[i] = n
-		rep.Variants[i] = variantReport{ID: v, Weight: weights[i], Visitors: n, Conversions: c, Rate: round(stats.Rate(c, n))}
+		lo, hi := stats.Wilson(c, n)
+		rep.Variants[i] = variantReport{ID: v, Weight: weights[i], Visitors: n, Conversions: c, Rate: round(stats.Rate(c, n)), RateCI95: [2]float64{round(lo), round(hi)}}
 	}
 	ctl := rep.Variants[0]
 	for i := 1; i < len(rep.Variants); i++ {
