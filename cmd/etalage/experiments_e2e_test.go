@@ -192,8 +192,8 @@ func mergeKeepsAssignment(t *testing.T, n *node) {
 	require.NotEmpty(t, want)
 	login := `{"type":"identify","email":"merge@example.nl","token":"` + identityToken(t, "email:merge@example.nl", time.Hour) + `"}`
 	laptop.decide(t, n, login)
-	before := report(t, n, "/admin/v1/experiments/hero-test")
 	for range 50 {
+		before := report(t, n, "/admin/v1/experiments/hero-test")
 		phone := newBrowser(t)
 		got := experimentOf(phone.decide(t, n, ""), "hero-test")
 		if got == "" || got == want {
