@@ -371,8 +371,10 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 		(!s.cfg.ConsentNeeded || in.Profile.HasConsent("profiling"))
 	d.set.Decide(in, r.slots, &r.decision)
 	if in.Enter {
-		if r.news = r.decision.NewExposures(r.news[:0], now.Unix()); len(r.news) > 0 {
-			s.expose(pid, snap, r.news, d)
+		if r.news = r.decision.NewExposures(r.news[:0], now.Unix()); len(r.news) > 0 && !s.expose(pid, snap, r.news, d) {
+			in.Enter = false
+			r.decision.Reset()
+			d.set.Decide(in, r.slots, &r.decision)
 		}
 	}
 
@@ -433,8 +435,8 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, 
 		b = appendBlock(b, c.Block, c.HTML)
 	}
 	b = append(b, '}')
-	if len(d.Exposures) > 0 {
-		b = appendExposures(b, d.Exposures)
+	if len(d.Exposures) > 0 || d.Holdout != "" {
+		b = appendExposures(b, d.Holdout, d.Exposures)
 	}
 	b = append(b, `,"degraded":`...)
 	if degraded {
