@@ -85,6 +85,9 @@
     },
     reset: function () {
       return flush().then(function () { return post('/v1/reset', {}); }).then(function (r) {
+        // Under data-consent="required" the new visitor has no consent on
+        // the service until this browser's choice is sent again.
+        if (attr('consent') === 'required' && consented()) push({ type: 'consent', purposes: { profiling: true } });
         return r.json();
       });
     },
