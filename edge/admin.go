@@ -48,12 +48,19 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), adminDeadline)
 	defer cancel()
+	d := s.defs.Load()
+	if ctx.IsDelete() && (strings.HasPrefix(ref, "email:") || strings.HasPrefix(ref, "customer:")) {
+		// Erasing an identifier reaches further than the profile it links
+		// to: unproven claims of it on other profiles go too, and a link
+		// whose profile expired.
+		s.eraseIdentifier(ctx, cctx, ref, d)
+		return
+	}
 	pid, err := s.resolve(cctx, ref)
 	if err != nil {
 		s.writeError(ctx, err)
 		return
 	}
-	d := s.defs.Load()
 	switch {
 	case ctx.IsGet():
 		out, err := s.profiles.Export(cctx, pid, d.policy)
@@ -63,7 +70,7 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 		}
 		s.writeJSON(ctx, fasthttp.StatusOK, out)
 	case ctx.IsDelete():
-		if err := s.profiles.Erase(cctx, pid); err != nil {
+		if err := s.profiles.Erase(cctx, pid, d.policy); err != nil {
 			s.writeError(ctx, err)
 			return
 		}
@@ -73,6 +80,30 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 	default:
 		s.methodNotAllowed(ctx, "GET, DELETE")
 	}
+}
+
+// eraseIdentifier answers DELETE /admin/v1/profiles/{email:…|customer:…}.
+func (s *Server) eraseIdentifier(ctx *fasthttp.RequestCtx, cctx context.Context, ref string, d *defs) {
+	pid, err := s.profiles.Resolve(cctx, ref)
+	if errors.Is(err, profile.ErrInvalid) {
+		s.writeError(ctx, errorf(ECodeInvalid, "a profile reference is a visitor value, email:<address>, customer:<id> or a profile id"))
+		return
+	}
+	err = s.profiles.Erase(cctx, ref, d.policy)
+	if errors.Is(err, profile.ErrNotFound) {
+		s.writeError(ctx, errorf(ECodeNotFound, "no profile for this reference"))
+		return
+	}
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if pid != "" {
+		s.cache.del(pid)
+	}
+	kind, _, _ := strings.Cut(ref, ":")
+	s.log.Info("profile erased", "by", kind, "profile", pid)
+	s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"erased": pid})
 }
 
 // serveSegment answers GET /admin/v1/segments/{id}/members?cursor=&limit=

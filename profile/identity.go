@@ -309,3 +309,8 @@ func DecodeRecord(data []byte) (p *Profile, forward string, err error) {
 	p, err = Decode(data)
 	return p, "", err
 }
+
+// LinkKey returns the key an identifier reference ("email:<address>",
+// "customer:<id>") has in a Store's links and claim notes: e-mail
+// addresses hashed, so that no address appears in a key name.
+func LinkKey(ref string) (string, error) { return linkKey(ref) }
