@@ -28,6 +28,7 @@ type metrics struct {
 	rateLimited            *vm.Counter
 	definitionsSwaps       *vm.Counter
 	identifies             map[string]*vm.Counter // by proof outcome (token.go)
+	exposures              *vm.Counter
 }
 
 type routeMetrics struct {
@@ -58,6 +59,7 @@ func newMetrics() *metrics {
 		storeErrors:      set.NewCounter("etalage_store_errors_total"),
 		rateLimited:      set.NewCounter("etalage_rate_limited_total"),
 		definitionsSwaps: set.NewCounter("etalage_definitions_swaps_total"),
+		exposures:        set.NewCounter("etalage_experiment_exposures_total"),
 	}
 }
 

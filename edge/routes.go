@@ -28,7 +28,11 @@ const (
 	rProfiles    = "profiles"
 	rSegments    = "segments"
 	rExplain     = "explain"
+	rExperiments = "experiments"
+	rHoldout     = "holdout"
 	rPprof       = "pprof"
+	rPreview     = "preview"
+	rOverview    = "overview"
 	rNotFound    = "not_found"
 )
 
@@ -46,7 +50,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -87,9 +91,9 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = rDemo
 	}
 	ctx.SetUserValue(routeKey{}, routeValues[route])
-	if route == rDecide || route == rEvents || route == rReset || route == rPreflight {
-		s.cors(ctx)
-	}
+	// Every answer to an allowed origin carries the CORS headers, errors
+	// included (writeError keeps them).
+	s.cors(ctx)
 	switch route {
 	case rDecide, rEvents, rReset, rDemoToken:
 		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
@@ -153,6 +157,14 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case strings.HasPrefix(path, "/admin/v1/experiments/"):
+		route = rExperiments
+	case path == "/admin/v1/holdout":
+		route = rHoldout
+	case strings.HasPrefix(path, "/admin/v1/preview/"):
+		route = rPreview
+	case path == "/admin/v1/overview":
+		route = rOverview
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -183,6 +195,14 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rExperiments:
+		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
+	case rHoldout:
+		s.serveHoldout(ctx)
+	case rPreview:
+		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
+	case rOverview:
+		s.serveOverview(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.

@@ -24,6 +24,9 @@ type state struct {
 	today  int32
 	tr     *tracer
 	pooled bool
+	// heldOut: the visitor is in the holdout and sees only blocks shown
+	// to everyone.
+	heldOut bool
 }
 
 var statePool = sync.Pool{New: func() any { return &state{} }}
@@ -54,6 +57,7 @@ func (s *Set) initState(st *state, in *Input) {
 	st.now = in.Now.Unix()
 	st.today = profile.Day(st.now)
 	st.tr = nil
+	st.heldOut = false
 }
 
 func (st *state) release() {
@@ -392,10 +396,18 @@ func (s *Set) Decide(in *Input, slots []string, d *Decision) {
 			d.Segments = append(d.Segments, seg.id)
 		}
 	}
+	st.holdoutState(d)
 	type span struct{ start, end int }
 	var spans [16]span
 	for si, slot := range slots {
-		b := st.choose(slot, nil)
+		var b *Block
+		if e, v, isNew := st.experiment(slot); e != nil {
+			d.Exposures = append(d.Exposures, Exposure{Experiment: e, Variant: v, New: isNew})
+			b = v.Block
+		}
+		if b == nil {
+			b = st.choose(slot, nil)
+		}
 		ch := Choice{Slot: slot, Block: b}
 		if b != nil && b.x.hasHTML {
 			start := len(d.buf)
@@ -446,6 +458,9 @@ func (st *state) choose(slot string, tr *slotTrace) *Block {
 }
 
 func (st *state) eligible(b *Block) bool {
+	if b.x.seg >= 0 && st.heldOut {
+		return false
+	}
 	return (!b.x.scheduled || st.inSchedule(b)) && (b.x.seg < 0 || st.segment(b.x.seg))
 }
 
@@ -469,18 +484,20 @@ func (st *state) render(dst []byte, parts []part) []byte {
 		}
 		v, ok := st.value(p.field)
 		if !ok {
-			dst = appendEscaped(dst, p.def)
+			dst = appendContextual(dst, p.def, p.esc)
 			continue
 		}
-		dst = appendValue(dst, v, st.set.loc)
+		dst = appendValue(dst, v, st.set.loc, p.esc)
 	}
 	return dst
 }
 
-func appendValue(dst []byte, v profile.Value, loc *time.Location) []byte {
+// appendValue appends a field's value escaped by esc. Numbers, booleans
+// and dates are plain ASCII that needs no escaping anywhere.
+func appendValue(dst []byte, v profile.Value, loc *time.Location, esc escaper) []byte {
 	switch v.Kind {
 	case profile.KindString:
-		return appendEscaped(dst, v.Str)
+		return appendContextual(dst, v.Str, esc)
 	case profile.KindNumber:
 		return strconv.AppendFloat(dst, v.Num, 'f', -1, 64)
 	case profile.KindBool:
@@ -490,6 +507,9 @@ func appendValue(dst []byte, v profile.Value, loc *time.Location) []byte {
 	case kindDuration:
 		return strconv.AppendInt(dst, int64(v.Num/60), 10)
 	case profile.KindList:
+		if esc != escHTML {
+			return appendContextual(dst, strings.Join(v.List, ", "), esc)
+		}
 		for i, e := range v.List {
 			if i > 0 {
 				dst = append(dst, ", "...)
