@@ -206,7 +206,7 @@ func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, even
 			continue
 		}
 		var err error
-		if id, err = s.identify(ctx, pid, cached, &events[i], pol); err != nil {
+		if id, err = s.identify(ctx, pid, &events[i], pol); err != nil {
 			return nil, err
 		}
 		break
