@@ -307,7 +307,21 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 
 	pid, known := s.visitorOf(ctx, r.visitor)
+	var loaded *profile.Snapshot
+	var loadErr error
+	if known {
+		loaded, loadErr = s.load(context.Background(), pid, d)
+		if loadErr == nil && loaded.Empty() && s.wasErased(pid) {
+			// The erased browser starts anew: its old id never comes back.
+			known, loaded = false, nil
+		}
+	}
 	writes := !r.ctx.Bot && !isPrefetch(ctx)
+	if writes && !known && !s.mayProfile(events) {
+		// --consent required and none given: no cookie and nothing
+		// stored; the decision comes from the request context alone.
+		writes = false
+	}
 	// The cookie is set for the browser's own cookie (renewed) and for a
 	// visitor the service creates; a forwarded value is used for this
 	// request only and never becomes a cookie (no session fixation).
@@ -328,7 +342,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			pid = snap.Primary.ID
 		}
 	case known:
-		snap, err = s.load(context.Background(), pid, d)
+		snap, err = loaded, loadErr
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: load profile", err)
