@@ -29,6 +29,9 @@ const (
 	rSegments    = "segments"
 	rExplain     = "explain"
 	rPprof       = "pprof"
+	rWebhooks    = "webhooks"
+	rClock       = "clock"
+	rDemoInbox   = "demo_inbox"
 	rNotFound    = "not_found"
 )
 
@@ -46,7 +49,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -153,6 +156,12 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case path == "/admin/v1/webhooks" || strings.HasPrefix(path, "/admin/v1/webhooks/"):
+		route = rWebhooks
+	case path == "/admin/v1/clock":
+		route = rClock
+	case s.cfg.Demo && path == DemoReceiverPath:
+		route = rDemoInbox
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -167,6 +176,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		return
 	case rMetrics:
 		s.serveMetrics(ctx)
+		return
+	case rDemoInbox:
+		// Deliveries carry a signature, not the admin token.
+		s.serveDemoReceiver(ctx, s.authorizeAdmin(ctx) == nil)
 		return
 	}
 	if err := s.authorizeAdmin(ctx); err != nil {
@@ -183,6 +196,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rWebhooks:
+		s.serveWebhooks(ctx, strings.TrimPrefix(strings.TrimPrefix(path, "/admin/v1/webhooks"), "/"))
+	case rClock:
+		s.serveClock(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.

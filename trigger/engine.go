@@ -530,3 +530,12 @@ func (e *Engine) Status(ctx context.Context, id string) (profile.TriggerCounts, 
 	}
 	return c, nil
 }
+
+// Sign returns the webhook-signature of a payload, "" without a key (the
+// demo receiver checks deliveries with it).
+func (e *Engine) Sign(id string, ts time.Time, body []byte) string {
+	if e.cfg.Signer == nil {
+		return ""
+	}
+	return e.cfg.Signer.Sign(id, ts, body)
+}
