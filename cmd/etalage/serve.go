@@ -36,8 +36,8 @@ type Main struct {
 	store    profile.Store
 	server   *edge.Server
 	triggers *trigger.Engine
-	done   chan error
-	log    *slog.Logger
+	done     chan error
+	log      *slog.Logger
 }
 
 // NewMain returns a Main writing logs to stderr.
