@@ -6,7 +6,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BENCHCOUNT ?= 6
 FUZZTIME  ?= 8s
 
-.PHONY: run build test test-go fuzz-short check bench fuzz loadtest deps crawlers clean
+.PHONY: run build test test-go fuzz-short check bench fuzz loadtest deps crawlers clean soak
 
 ## run: build and serve the demo shop at http://localhost:8080/demo/ on the embedded store
 run: build
@@ -32,6 +32,12 @@ fuzz-short:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$t || exit 1; \
 	  done; \
 	done
+
+## soak: the model-based integrity test for as long as asked on each store (SOAK=1h make soak);
+## make test runs it for a few seconds per store. A failure prints the seed that replays it.
+SOAK ?= 10m
+soak: deps
+	$(GO) test -race -run '^TestModel$$' -timeout 0 -v ./integrity/ -integrity.time=$(SOAK)
 
 ## check: formatting, vet, staticcheck, and a tidy go.mod
 check:

@@ -248,11 +248,13 @@ func (s *Server) explain(d *defs, in *rules.Input, pid string, slots []string) m
 		}
 		blocks[c.Slot] = b
 	}
+	ex := d.set.Explain(in, slots)
 	return map[string]any{
 		"profile":  pid,
 		"revision": d.rev,
 		"at":       in.Now.Format(time.RFC3339),
 		"decision": map[string]any{"segments": append([]string{}, dec.Segments...), "blocks": blocks},
-		"explain":  d.set.Explain(in, slots),
+		"explain":  ex,
+		"words":    d.set.Words(ex),
 	}
 }

@@ -13,9 +13,7 @@ func (s *Server) cors(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	h := &ctx.Response.Header
-	h.SetBytesV("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Vary", "Origin")
+	setCORS(h, origin)
 	if ctx.IsOptions() {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Content-Type")
@@ -30,4 +28,12 @@ func (s *Server) originAllowed(origin []byte) bool {
 		}
 	}
 	return false
+}
+
+// setCORS sets the headers that let an allowed origin read the answer, with
+// credentials.
+func setCORS(h *fasthttp.ResponseHeader, origin []byte) {
+	h.SetBytesV("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Vary", "Origin")
 }

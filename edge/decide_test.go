@@ -1,8 +1,13 @@
 package edge
 
 import (
+	"context"
+	"encoding/json"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/etalage/etalage/rules"
 	"github.com/stretchr/testify/assert"
@@ -256,4 +261,51 @@ func TestStaticBlocksEncodeAsDecided(t *testing.T) {
 	in.Context.Device, in.Context.Browser, in.Context.OS = "desktop", "chrome", "linux"
 	d.set.Decide(&in, []string{"home-hero", "banner-top", "home-picks", "no-such-slot"}, &dec)
 	assert.Equal(t, string(appendDecision(nil, v, &dec, false, nil)), string(appendDecision(nil, v, &dec, false, d.blockJSON)))
+}
+
+// Many decides carrying events at once on the embedded store, with a write
+// deadline too short for all of them: each answer is either personalised
+// with its events stored, or degraded with its events not stored (the
+// snippet retries those through /v1/events, so a degraded answer whose
+// events landed anyway would count them twice).
+func TestDecideWithEventsIsStoredOrDegraded(t *testing.T) {
+	const writers = 64
+	h := newHarness(t, func(c *Config) { c.WriteDeadline = 3 * time.Millisecond })
+	// The first request builds the user-agent matcher (seconds under
+	// -race); the writers should meet only the store.
+	require.Equal(t, 200, h.decide(t, "", `{"slots":["home-hero"]}`).status)
+	type answer struct {
+		pid      string
+		degraded bool
+	}
+	answers := make([]answer, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/w/"+strconv.Itoa(i))+`]}`)
+			if !assert.Equal(t, 200, r.status, string(r.body)) {
+				return
+			}
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(r.body, &body))
+			pid, ok := h.srv.signer.Verify(r.cookie.Value())
+			require.True(t, ok)
+			answers[i] = answer{pid: pid, degraded: body["degraded"] == true}
+		}()
+	}
+	wg.Wait()
+	degraded := 0
+	for i, a := range answers {
+		require.NotEmpty(t, a.pid)
+		snap, err := h.srv.profiles.Load(context.Background(), a.pid, h.srv.defs.Load().policy)
+		require.NoError(t, err)
+		stored := len(snap.Primary.Behaviour) > 0
+		if a.degraded {
+			degraded++
+		}
+		assert.Equal(t, !a.degraded, stored, "writer %d: degraded=%v but stored=%v", i, a.degraded, stored)
+	}
+	t.Logf("%d of %d decides degraded", degraded, writers)
 }

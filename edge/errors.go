@@ -19,6 +19,7 @@ const (
 	ECodeMethod       = "method_not_allowed"
 	ECodeConflict     = "conflict"
 	ECodeTooLarge     = "too_large"
+	ECodeHeaders      = "headers_too_large"
 	ECodeDefinitions  = "invalid_definitions"
 	ECodeRateLimited  = "rate_limited"
 	ECodeUnavailable  = "unavailable"
@@ -34,6 +35,7 @@ var statusOf = map[string]int{
 	ECodeMethod:       fasthttp.StatusMethodNotAllowed,
 	ECodeConflict:     fasthttp.StatusConflict,
 	ECodeTooLarge:     fasthttp.StatusRequestEntityTooLarge,
+	ECodeHeaders:      fasthttp.StatusRequestHeaderFieldsTooLarge,
 	ECodeDefinitions:  fasthttp.StatusUnprocessableEntity,
 	ECodeRateLimited:  fasthttp.StatusTooManyRequests,
 	ECodeUnavailable:  fasthttp.StatusServiceUnavailable,
@@ -82,7 +84,17 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 	if code == ECodeInternal {
 		s.log.Error("request failed", "route", routeName(ctx), "err", err)
 	}
+	// The CORS headers already set for an allowed origin survive the
+	// reset: without them a cross-origin snippet sees a network error
+	// instead of the status, and retries a rejected event forever.
+	var acao []byte
+	if v := ctx.Response.Header.Peek("Access-Control-Allow-Origin"); len(v) > 0 {
+		acao = append(acao, v...)
+	}
 	ctx.Response.Reset()
+	if acao != nil {
+		setCORS(&ctx.Response.Header, acao)
+	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")

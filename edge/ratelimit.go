@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"bytes"
 	"hash/maphash"
 	"net"
 	"sync"
@@ -82,16 +83,13 @@ func (s *Server) allowClient(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
-// clientKey identifies the client for rate limiting: the first address in
-// the configured header (behind a trusted proxy), else the peer address.
+// clientKey identifies the client for rate limiting: the rightmost address
+// in the configured header (the one the shop's own proxy appended: anything
+// left of it came from the client and proves nothing), else the peer
+// address.
 func (s *Server) clientKey(ctx *fasthttp.RequestCtx) []byte {
 	if h := s.cfg.ClientIPHeader; h != "" {
-		if v := ctx.Request.Header.Peek(h); len(v) > 0 {
-			for i, c := range v {
-				if c == ',' {
-					return v[:i]
-				}
-			}
+		if v := rightmost(ctx.Request.Header.Peek(h)); len(v) > 0 {
 			return v
 		}
 	}
@@ -99,4 +97,13 @@ func (s *Server) clientKey(ctx *fasthttp.RequestCtx) []byte {
 		return a.IP
 	}
 	return []byte(ctx.RemoteAddr().String())
+}
+
+// rightmost returns the last comma-separated entry of a header value,
+// without spaces.
+func rightmost(v []byte) []byte {
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		v = v[i+1:]
+	}
+	return bytes.TrimSpace(v)
 }

@@ -32,6 +32,8 @@ const (
 	rWebhooks    = "webhooks"
 	rClock       = "clock"
 	rDemoInbox   = "demo_inbox"
+	rPreview     = "preview"
+	rOverview    = "overview"
 	rNotFound    = "not_found"
 )
 
@@ -49,7 +51,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -90,9 +92,9 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = rDemo
 	}
 	ctx.SetUserValue(routeKey{}, routeValues[route])
-	if route == rDecide || route == rEvents || route == rReset || route == rPreflight {
-		s.cors(ctx)
-	}
+	// Every answer to an allowed origin carries the CORS headers, errors
+	// included (writeError keeps them).
+	s.cors(ctx)
 	switch route {
 	case rDecide, rEvents, rReset, rDemoToken:
 		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
@@ -162,6 +164,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rClock
 	case s.cfg.Demo && path == DemoReceiverPath:
 		route = rDemoInbox
+	case strings.HasPrefix(path, "/admin/v1/preview/"):
+		route = rPreview
+	case path == "/admin/v1/overview":
+		route = rOverview
 	case strings.HasPrefix(path, "/debug/pprof/"):
 		route = rPprof
 	}
@@ -200,6 +206,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveWebhooks(ctx, strings.TrimPrefix(strings.TrimPrefix(path, "/admin/v1/webhooks"), "/"))
 	case rClock:
 		s.serveClock(ctx)
+	case rPreview:
+		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
+	case rOverview:
+		s.serveOverview(ctx)
 	case rPprof:
 		// Go's profiler, for finding where a node spends its time
 		// (docs/PERFORMANCE.md); behind the admin token like the rest.

@@ -48,6 +48,9 @@ type Config struct {
 	Triggers  Triggers // webhook delivery (package trigger); nil: definitions with webhooks are refused
 	Clock     Clock    // set when the clock is frozen (--now): POST /admin/v1/clock moves it
 	AdminAddr string   // the admin listener's address, for the demo definitions' webhook URL
+	// AdminWrap, when set, wraps the admin listener's handler: cmd puts
+	// the console in front of the admin API this way.
+	AdminWrap func(fasthttp.RequestHandler) fasthttp.RequestHandler
 
 	Definitions     []byte // applied at start when set and new to the store; else the stored document, else the demo
 	DefinitionsName string // the file Definitions came from, for logs and the revision note
@@ -173,7 +176,8 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 	}
 	s.public = &fasthttp.Server{
 		Handler:                      s.servePublic,
-		ErrorHandler:                 s.serveParseError,
+		ErrorHandler:                 s.servePublicParseError,
+		ReadBufferSize:               maxHeaderBytes + 4<<10,
 		Name:                         "etalage",
 		MaxRequestBodySize:           4 * cfg.MaxBodySize,
 		ReadTimeout:                  10 * time.Second,
@@ -185,8 +189,12 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		SecureErrorLogMessage:        true,
 		Logger:                       slogPrinter{s.log},
 	}
+	admin := fasthttp.RequestHandler(s.serveAdmin)
+	if cfg.AdminWrap != nil {
+		admin = cfg.AdminWrap(admin)
+	}
 	s.admin = &fasthttp.Server{
-		Handler:               s.serveAdmin,
+		Handler:               admin,
 		ErrorHandler:          s.serveParseError,
 		Name:                  "etalage-admin",
 		MaxRequestBodySize:    2 * rulesMaxDoc,
@@ -231,9 +239,34 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// maxHeaderBytes is how much request header the public listener reads: a
+// shop on the same domain sends all its own cookies with every request.
+// The read buffer adds room for the request line; beyond it fasthttp
+// reports a small buffer, answered with 431.
+const maxHeaderBytes = 16 << 10
+
+// servePublicParseError is serveParseError with the CORS headers for an
+// allowed origin, so that the snippet sees the status. A request whose
+// headers could not be read names no origin; with a single allowed origin
+// the answer names that one (a browser on another origin still cannot read
+// it), with several it cannot say which.
+func (s *Server) servePublicParseError(ctx *fasthttp.RequestCtx, err error) {
+	s.serveParseError(ctx, err)
+	s.cors(ctx)
+	if len(ctx.Response.Header.Peek("Access-Control-Allow-Origin")) == 0 && len(s.cfg.AllowedOrigins) == 1 {
+		setCORS(&ctx.Response.Header, []byte(s.cfg.AllowedOrigins[0]))
+	}
+}
+
 // serveParseError answers requests fasthttp could not read, in the JSON
-// error shape: bodies over the limit get 413.
+// error shape: bodies over the limit get 413, headers over the read buffer
+// 431.
 func (s *Server) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		s.writeError(ctx, errorf(ECodeHeaders, fmt.Sprintf("request headers over %d bytes", maxHeaderBytes)))
+		return
+	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		s.writeError(ctx, errorf(ECodeTooLarge, fmt.Sprintf("request body over %d bytes", s.cfg.MaxBodySize)))
 		return

@@ -261,8 +261,8 @@ func TestAPIKeyCallersNotRateLimited(t *testing.T) {
 		r := call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"]}`, map[string]string{"X-Api-Key": testAPIKey})
 		require.Equal(t, 200, r.status, "request %d", i)
 	}
+	call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"]}`, nil)
 	r := call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"]}`, nil)
-	r = call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"]}`, nil)
 	assert.Equal(t, 429, r.status, "browsers still are")
 }
 

@@ -28,6 +28,11 @@ import (
 //     survivor, so that a browser still holding the old cookie value ends
 //     up in the survivor; erasure removes it with the survivor.
 
+// linkGrace is how long a new link lives before the write of its record
+// gives it the record's expiry: a link whose record was never written
+// (the write failed, the node died) ends on its own soon after.
+const linkGrace = time.Minute
+
 // forwardMark starts a forward record: forwardMark, the surviving profile
 // id, then, until the merge is finished, the merged profile's own record.
 const forwardMark = 0xF0
@@ -169,7 +174,7 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 				continue
 			}
 			if owners[i] == "" {
-				got, err := s.store.Link(ctx, k, target, knownTTL(pol))
+				got, err := s.store.Link(ctx, k, target, min(linkGrace, knownTTL(pol)))
 				if err != nil {
 					s.unlinkAll(id)
 					return nil, fmt.Errorf("identify: %w", err)
@@ -187,6 +192,10 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 			}
 		}
 		if raced {
+			// Another identify linked one of the identifiers first. The
+			// links this one made go too, or they would pull the decision
+			// their way: the identifiers of one identify end on one profile.
+			s.unlinkAll(id)
 			cached = vis
 			continue
 		}
@@ -283,4 +292,20 @@ func (s *Service) finish(ctx context.Context, f *frozen, pol *Policy) {
 	if len(writes) > 0 {
 		s.store.Put(ctx, f.pid, writes)
 	}
+}
+
+// DecodeRecord decodes a record as a Store holds it: a profile, or, for a
+// profile merged into another one, forward names the surviving profile
+// (p is then the merged profile while the merge is unfinished, else nil).
+// For audits of a store's contents and the integrity tests.
+func DecodeRecord(data []byte) (p *Profile, forward string, err error) {
+	if target, frozen, ok := decodeForward(data); ok {
+		if frozen == nil {
+			return nil, target, nil
+		}
+		p, err = Decode(frozen)
+		return p, target, err
+	}
+	p, err = Decode(data)
+	return p, "", err
 }

@@ -354,3 +354,66 @@ func TestEraseRemovesMergedVisitors(t *testing.T) {
 		assert.Empty(t, pids, "nothing of the person is left")
 	})
 }
+
+// TestStaleSnapshotDoesNotDropEvents: a node whose cached snapshot still
+// shows "profiling" withdrawn, after another node stored the grant again,
+// stores the page view it acknowledges instead of deciding from the stale
+// snapshot that there is nothing to write.
+func TestStaleSnapshotDoesNotDropEvents(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		other := profile.NewService(st, profile.Options{Now: fixedNow})
+		pid := profile.NewID()
+		stale, err := svc.Record(ctx, pid, nil, []profile.Event{profiling(false)}, pol)
+		require.NoError(t, err)
+		_, err = other.Record(ctx, pid, nil, []profile.Event{profiling(true)}, pol)
+		require.NoError(t, err)
+		snap, err := svc.Record(ctx, pid, stale, []profile.Event{{Type: profile.PageView, URL: "/after-grant"}}, pol)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), views(snap.Primary, "/after-grant"))
+		stored, err := svc.Load(ctx, pid, pol)
+		require.NoError(t, err)
+		assert.Equal(t, uint32(1), views(stored.Primary, "/after-grant"), "the acknowledged page view is stored")
+	})
+}
+
+// TestNewContactRacingEvents: server-side events for a new contact arriving
+// at once (an e-mail platform's opens) make one profile that holds the
+// address and every event; the link points at it.
+func TestNewContactRacingEvents(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		for round := range 5 {
+			addr := "opener" + string(rune('a'+round)) + "@example.nl"
+			const n = 8
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					pid, err := svc.Contact(ctx, "email:"+addr, pol)
+					if !assert.NoError(t, err) {
+						return
+					}
+					_, err = svc.Record(ctx, pid, nil, []profile.Event{{Type: profile.EmailOpen, Campaign: "c", Trusted: true}}, pol)
+					assert.NoError(t, err)
+				}()
+			}
+			wg.Wait()
+			owner, err := svc.Resolve(ctx, "email:"+addr)
+			require.NoError(t, err)
+			assert.Equal(t, []string{owner}, holders(t, svc, st, addr, ""), "round %d: the linked profile holds the address", round)
+			snap, err := svc.Load(ctx, owner, pol)
+			require.NoError(t, err)
+			var opens uint32
+			for _, c := range snap.Primary.Behaviour {
+				if c.Type == profile.EmailOpen {
+					opens += c.Total
+				}
+			}
+			assert.Equal(t, uint32(n), opens, "round %d: every open", round)
+		}
+	})
+}

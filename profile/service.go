@@ -276,11 +276,13 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 	mu := s.stripe(pid)
 	mu.Lock()
 	defer mu.Unlock()
+	fresh := false
 	if !base.fits(pid, pol) || base.forward != "" {
 		var err error
 		if base, err = s.read(ctx, pid, pol); err != nil {
 			return nil, nil, err
 		}
+		fresh = true
 	}
 	if base.forward != "" {
 		return nil, frozenOf(pid, base), nil
@@ -305,6 +307,12 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 		writes, watch = w.watch(writes)
 	}
 	if len(writes) == 0 {
+		if !fresh {
+			// Nothing to write according to a cached snapshot, which may be
+			// stale (another node granted consent, say): only the store's
+			// own record may say that events change nothing.
+			return nil, nil, ErrConflict
+		}
 		return base, nil, nil
 	}
 	if err := s.dropForwards(ctx, pid, w.dropped); err != nil {
@@ -394,23 +402,28 @@ func (s *Service) Contact(ctx context.Context, ref string, pol *Policy) (string,
 		return "", fmt.Errorf("resolve contact: %w", err)
 	}
 	pid = NewID()
-	got, err := s.store.Link(ctx, key, pid, knownTTL(pol))
+	got, err := s.store.Link(ctx, key, pid, min(linkGrace, knownTTL(pol)))
 	if err != nil {
 		return "", fmt.Errorf("link contact: %w", err)
 	}
 	if got != pid {
 		return got, nil
 	}
-	p := &Profile{ID: pid, Known: true, FirstSeen: s.now().Unix()}
+	// The record takes the identifier through the ordinary write, so that
+	// events racing in for the same new contact (which found the link
+	// first) and this write both land, in either order.
+	id := &identity{target: pid, created: []string{key}}
+	ev := Event{Type: Identify, Trusted: true, Proven: true}
 	kind, val, _ := cutRef(ref)
 	if kind == "email" {
-		p.Email, _ = NormaliseEmail(val)
+		ev.Email, _ = NormaliseEmail(val)
+		id.email = ev.Email
 	} else {
-		p.CustomerID = val
+		ev.Customer = val
+		id.customer = val
 	}
-	err = s.store.Put(ctx, pid, []Write{{Expect: 0, Version: newVersion(0), Data: Encode(nil, p), TTL: knownTTL(pol), Links: []string{key}}})
-	if err != nil && !errors.Is(err, ErrConflict) {
-		s.unlinkAll(&identity{target: pid, created: []string{key}})
+	if _, err := s.write(ctx, pid, nil, []Event{ev}, pol, id, nil); err != nil {
+		s.unlinkAll(id)
 		return "", fmt.Errorf("create contact: %w", err)
 	}
 	return pid, nil

@@ -31,9 +31,12 @@ type Record struct {
 // Links (primary writes only) name the identity links that must live exactly
 // as long as the record: each one that still maps to the profile gets the
 // record's expiry, to the millisecond; links mapping elsewhere, or absent,
-// are left alone. On a single store this happens in the same atomic write;
-// where a link cannot share the record's slot (Redis Cluster) it follows
-// right after the record was written.
+// are left alone. On a single store this happens in the same atomic write.
+// Where a link cannot share the record's slot (Redis Cluster) it follows
+// right after the record was written and only ever moves the link's expiry
+// later: writers of one profile on several nodes may refresh it out of
+// order, and a record's expiry only grows. The service makes links with a
+// short TTL (Link) that the first write of their record extends.
 type Write struct {
 	Season  string
 	Expect  uint64

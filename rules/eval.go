@@ -469,18 +469,20 @@ func (st *state) render(dst []byte, parts []part) []byte {
 		}
 		v, ok := st.value(p.field)
 		if !ok {
-			dst = appendEscaped(dst, p.def)
+			dst = appendContextual(dst, p.def, p.esc)
 			continue
 		}
-		dst = appendValue(dst, v, st.set.loc)
+		dst = appendValue(dst, v, st.set.loc, p.esc)
 	}
 	return dst
 }
 
-func appendValue(dst []byte, v profile.Value, loc *time.Location) []byte {
+// appendValue appends a field's value escaped by esc. Numbers, booleans
+// and dates are plain ASCII that needs no escaping anywhere.
+func appendValue(dst []byte, v profile.Value, loc *time.Location, esc escaper) []byte {
 	switch v.Kind {
 	case profile.KindString:
-		return appendEscaped(dst, v.Str)
+		return appendContextual(dst, v.Str, esc)
 	case profile.KindNumber:
 		return strconv.AppendFloat(dst, v.Num, 'f', -1, 64)
 	case profile.KindBool:
@@ -490,6 +492,9 @@ func appendValue(dst []byte, v profile.Value, loc *time.Location) []byte {
 	case kindDuration:
 		return strconv.AppendInt(dst, int64(v.Num/60), 10)
 	case profile.KindList:
+		if esc != escHTML {
+			return appendContextual(dst, strings.Join(v.List, ", "), esc)
+		}
 		for i, e := range v.List {
 			if i > 0 {
 				dst = append(dst, ", "...)

@@ -119,7 +119,7 @@ func (st *state) explain(c *cond) (bool, string, string) {
 		ok := st.ops(c.ops, v, present)
 		val := "absent"
 		if present {
-			val = string(appendValue(nil, v, st.set.loc))
+			val = string(appendValue(nil, v, st.set.loc, escHTML))
 			if v.Kind == kindDuration {
 				val += " minutes"
 			}

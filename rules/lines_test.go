@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/etalage/etalage/profile"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -96,4 +98,23 @@ blocks:
 	demo, err := Compile(Demo())
 	require.NoError(t, err)
 	assert.Empty(t, demo.Warnings(), "the demo document is clean")
+}
+
+func TestWords(t *testing.T) {
+	set, err := Compile([]byte(`segments:
+  - id: fans
+    rule: {interest: sneakers}
+blocks:
+  - {id: welcome, slot: hero, html: hi}
+  - {id: fan-hero, slot: hero, segment: fans, priority: 10, html: hi}
+  - {id: other, slot: side, segment: fans, html: x}
+`))
+	require.NoError(t, err)
+	p := &profile.Profile{ID: "p", Interests: map[string]profile.Interest{"sneakers": {On: true}}}
+	in := &Input{Profile: p, Now: testNow}
+	words := set.Words(set.Explain(in, []string{"hero", "side", "none"}))
+	require.Len(t, words, 3)
+	assert.Contains(t, words[0], "In hero you see “fan-hero” because you are in segment fans")
+	assert.Contains(t, words[0], "“welcome” lost on priority (0 against 10)")
+	assert.Contains(t, words[2], "Nothing from etalage in none")
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/etalage/etalage/console"
 	"github.com/etalage/etalage/edge"
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/profile/embeddedstore"
@@ -198,6 +199,14 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	// The console signs in with the admin token; in development mode, with
+	// no admin token, with one generated for this run and printed below.
+	consoleToken := cfg.AdminToken
+	if consoleToken == "" {
+		consoleToken = randomHex(16)
+	}
+	cons := console.New(console.Config{SignInToken: consoleToken, APIToken: cfg.AdminToken})
+	cfg.AdminWrap = cons.Wrap
 	signer, err := m.webhookSigner(o.webhookKey, dir)
 	if err != nil {
 		m.store.Close()
@@ -237,6 +246,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	m.done = make(chan error, 1)
 	go func() { m.done <- srv.Serve(pub, adm) }()
 	log.Info("etalage serving", "public", m.PublicAddr, "admin", m.AdminAddr, "store", kind, "demo", cfg.Demo)
+	if cfg.AdminToken == "" {
+		log.Info("console (development mode: sign in with this console_token)", "url", "http://"+displayAddr(m.AdminAddr)+"/admin/", "console_token", consoleToken)
+	} else {
+		log.Info("console (sign in with the admin token)", "url", "http://"+displayAddr(m.AdminAddr)+"/admin/")
+	}
 	if cfg.Demo {
 		log.Info("demo shop", "url", "http://"+displayAddr(m.PublicAddr)+"/demo/")
 	}

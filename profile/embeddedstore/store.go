@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/etalage/etalage/profile"
@@ -40,6 +41,14 @@ type Store struct {
 	now  func() time.Time
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	queue      chan *putReq // profile writes waiting for the writer (writer.go)
+	commitTime atomic.Int64 // moving average of a commit's duration, in ns
+	closing    sync.RWMutex // held to enqueue; Close takes it to set closed
+	closed     bool
+	// beforeCommit, when set (by tests), runs inside every batch's
+	// transaction before it commits: a slow disk.
+	beforeCommit func()
 }
 
 // Open opens or creates the store in dir (<dir>/profiles.db).
@@ -67,9 +76,10 @@ func Open(dir string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	s := &Store{db: db, now: time.Now, stop: make(chan struct{})}
-	s.wg.Add(1)
+	s := &Store{db: db, now: time.Now, stop: make(chan struct{}), queue: make(chan *putReq, maxQueue)}
+	s.wg.Add(2)
 	go s.sweeper()
+	go s.writer()
 	return s, nil
 }
 
@@ -133,44 +143,6 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 		return nil
 	})
 	return out, wrap("get profile", err)
-}
-
-// Put applies the writes atomically if every expected version holds; the
-// primary write's links take its expiry in the same transaction.
-func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, err)
-	}
-	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRecords)
-		for _, w := range writes {
-			ver, _, _ := decode(b.Get(recordKey(pid, w.Season)), now)
-			if ver != w.Expect {
-				return profile.ErrConflict
-			}
-		}
-		for _, w := range writes {
-			k := recordKey(pid, w.Season)
-			if w.Data == nil {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
-				continue
-			}
-			v := encode(w.Version, w.TTL, now, w.Data)
-			if err := b.Put(k, v); err != nil {
-				return err
-			}
-			if w.Season == "" {
-				if err := expireLinks(tx.Bucket(bucketLinks), w.Links, pid, v[8:16], now); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-	return wrap("put profile", err)
 }
 
 // expireLinks gives each link that maps to pid the expiry exp (as stored in
@@ -536,6 +508,42 @@ func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) 
 	return rev, wrap("read definitions file", err)
 }
 
+// Entry is one stored key as Dump lists it.
+type Entry struct {
+	Bucket  string    // "records" (pid NUL season), "links" (identifier → pid) or "meta"
+	Key     []byte    // valid during the call only
+	Expires time.Time // zero: never
+	Value   []byte    // the data, without version and expiry; valid during the call only
+}
+
+// Dump calls fn for every live key of every bucket, for audits of what the
+// store holds (on whom, until when) and the integrity tests.
+func (s *Store) Dump(fn func(Entry) error) error {
+	now := s.now()
+	return s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+				e := Entry{Bucket: string(name), Key: k, Value: v}
+				if !bytes.Equal(name, bucketMeta) {
+					_, data, ok := decode(v, now)
+					if !ok {
+						return nil
+					}
+					e.Value = data
+					if exp := binary.BigEndian.Uint64(v[8:16]); exp != 0 {
+						e.Expires = time.Unix(0, int64(exp))
+					}
+				}
+				return fn(e)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Ping checks that the database is open.
 func (s *Store) Ping(ctx context.Context) error {
 	return wrap("ping", s.db.View(func(*bolt.Tx) error { return nil }))
@@ -548,6 +556,9 @@ func (s *Store) Close() error {
 		return nil
 	default:
 	}
+	s.closing.Lock()
+	s.closed = true
+	s.closing.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	return s.db.Close()

@@ -255,10 +255,18 @@ return 1
 // expireLinkScript gives one link the expiry of its profile's record when
 // it still maps to the profile: the Redis Cluster half of a Put whose links
 // live in other slots than the record.
+//
+// Writers of one profile on several nodes may run it out of order, so it
+// only ever moves an expiry later: a record's expiry only grows (every write
+// sets it from now), and the last record write carries the latest one.
 var expireLinkScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local at = tonumber(ARGV[2])
-if at > 0 then redis.call('PEXPIREAT', KEYS[1], at) else redis.call('PERSIST', KEYS[1]) end
+if at <= 0 then redis.call('PERSIST', KEYS[1]) return 1 end
+local ttl = redis.call('PTTL', KEYS[1])
+local t = redis.call('TIME')
+if ttl >= 0 and t[1] * 1000 + math.floor(t[2] / 1000) + ttl >= at then return 0 end
+redis.call('PEXPIREAT', KEYS[1], at)
 return 1
 `)
 

@@ -152,7 +152,7 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		st := open(t)
 		other := profile.NewID()
 		for _, l := range []string{"email:mine", "customer:mine"} {
-			_, err := st.Link(ctx, l, pid, time.Hour)
+			_, err := st.Link(ctx, l, pid, 500*time.Millisecond)
 			require.NoError(t, err)
 		}
 		_, err := st.Link(ctx, "email:theirs", other, time.Hour)

@@ -1,0 +1,107 @@
+package embeddedstore
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/etalage/etalage/profile"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+)
+
+func openTest(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func record(data string) []profile.Write {
+	return []profile.Write{{Expect: 0, Version: 1, Data: []byte(data), TTL: time.Hour}}
+}
+
+// While bbolt's writer lock is held (a slow commit, the sweeper, an erasure),
+// a Put whose deadline passes answers at once, ErrUnavailable, and is never
+// committed later: its caller answers degraded and the snippet retries.
+func TestPutGivesUpWhileTheWriterLockIsHeld(t *testing.T) {
+	s := openTest(t)
+	held, release := make(chan struct{}), make(chan struct{})
+	go s.db.Update(func(*bolt.Tx) error {
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() { answered <- s.Put(ctx, "p1", record("late")) }()
+	select {
+	case err := <-answered:
+		require.Error(t, err)
+		assert.ErrorIs(t, err, profile.ErrUnavailable)
+	case <-time.After(10 * time.Second):
+		close(release)
+		<-answered
+		t.Fatal("Put waited for the writer lock past its deadline")
+	}
+	close(release)
+
+	// A later write goes through, and the abandoned one never landed.
+	require.NoError(t, s.Put(context.Background(), "p2", record("on time")))
+	recs, err := s.Get(context.Background(), "p1", nil)
+	require.NoError(t, err)
+	assert.Zero(t, recs[0].Version, "a write answered ErrUnavailable is not stored")
+}
+
+// With 64 concurrent writers and a slow disk, every Put answers by its
+// deadline give or take one commit, stored exactly when it says so. Writes
+// waiting together share one commit, so most make it.
+func TestConcurrentWritersKeepTheirDeadline(t *testing.T) {
+	const (
+		writers  = 64
+		deadline = 150 * time.Millisecond
+		commit   = 25 * time.Millisecond
+	)
+	s := openTest(t)
+	s.beforeCommit = func() { time.Sleep(commit) }
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	late := make([]time.Duration, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			dl, _ := ctx.Deadline()
+			errs[i] = s.Put(ctx, "p"+strconv.Itoa(i), record("x"))
+			late[i] = time.Since(dl)
+		}()
+	}
+	wg.Wait()
+	stored := 0
+	for i := range writers {
+		recs, err := s.Get(context.Background(), "p"+strconv.Itoa(i), nil)
+		require.NoError(t, err)
+		if errs[i] == nil {
+			stored++
+			assert.NotZero(t, recs[0].Version, "writer %d was told its write is stored", i)
+		} else {
+			assert.ErrorIs(t, errs[i], profile.ErrUnavailable)
+			assert.Zero(t, recs[0].Version, "writer %d was told its write is not stored", i)
+		}
+		// Generous: one commit under way plus scheduling on a busy
+		// machine. Writers queued behind one another's commits, as bbolt
+		// alone makes them, are over a second late.
+		assert.Less(t, late[i], commit+500*time.Millisecond, "writer %d answered late", i)
+	}
+	t.Logf("%d of %d writes stored", stored, writers)
+	assert.Greater(t, stored, writers/2, "writes waiting together share a commit")
+}
