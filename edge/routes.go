@@ -162,7 +162,7 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rWebhooks
 	case path == "/admin/v1/clock":
 		route = rClock
-	case s.cfg.Demo && path == DemoReceiverPath:
+	case s.cfg.Demo && (path == DemoReceiverPath || path == "/admin/v1"+DemoReceiverPath):
 		route = rDemoInbox
 	case strings.HasPrefix(path, "/admin/v1/preview/"):
 		route = rPreview
@@ -184,9 +184,11 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveMetrics(ctx)
 		return
 	case rDemoInbox:
-		// Deliveries carry a signature, not the admin token.
-		s.serveDemoReceiver(ctx, s.authorizeAdmin(ctx) == nil)
-		return
+		if path == DemoReceiverPath {
+			// Deliveries carry a signature, not the admin token.
+			s.serveDemoReceiver(ctx, s.authorizeAdmin(ctx) == nil)
+			return
+		}
 	}
 	if err := s.authorizeAdmin(ctx); err != nil {
 		s.writeError(ctx, err)
@@ -206,6 +208,14 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveWebhooks(ctx, strings.TrimPrefix(strings.TrimPrefix(path, "/admin/v1/webhooks"), "/"))
 	case rClock:
 		s.serveClock(ctx)
+	case rDemoInbox:
+		// The same inbox under /admin/v1/, where the console's session
+		// signs a browser in; deliveries go to DemoReceiverPath.
+		if !ctx.IsGet() {
+			s.methodNotAllowed(ctx, "GET")
+			break
+		}
+		s.serveDemoReceiver(ctx, true)
 	case rPreview:
 		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
 	case rOverview:

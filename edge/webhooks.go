@@ -187,10 +187,11 @@ const demoInboxSize = 50
 // admin listener.
 const DemoReceiverPath = "/demo/webhooks"
 
-// serveDemoReceiver is the small receiver of the demo: POST takes a
-// delivery (signature checked, no token: the sender has none), GET shows
-// what arrived, newest first (behind the admin token), as HTML or, with
-// ?format=json, as JSON.
+// serveDemoReceiver is the small receiver of the demo: POST /demo/webhooks
+// takes a delivery (signature checked, no token: the sender has none); GET
+// shows what arrived, newest first, as HTML or, with ?format=json, as JSON
+// — at /demo/webhooks with the admin token, or at /admin/v1/demo/webhooks
+// also with the console's session.
 func (s *Server) serveDemoReceiver(ctx *fasthttp.RequestCtx, authorized bool) {
 	if ctx.IsPost() {
 		body := append([]byte(nil), ctx.PostBody()...)
