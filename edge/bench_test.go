@@ -123,3 +123,15 @@ func BenchmarkEventsRedis(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecideWarmExperiment: BenchmarkDecideWarm with one experiment
+// running on the hero and a 5% holdout, for a visitor already exposed.
+func BenchmarkDecideWarmExperiment(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.RateLimit = 0; c.Definitions = experimentDefs("5") })
+	v := visitorWithProfile(b, h)
+	h.srv.cache.c.Wait()
+	ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", v)
+	h.srv.servePublic(ctx) // the first exposure is recorded here
+	h.srv.cache.c.Wait()
+	benchHandler(b, h, ctx)
+}

@@ -38,7 +38,8 @@ type request struct {
 	ua       []byte
 	in       rules.Input // kept here: passed by pointer, it would escape
 	decision rules.Decision
-	out      []byte // the response body, kept between requests
+	news     []profile.Assignment // first exposures to record, kept between requests
+	out      []byte               // the response body, kept between requests
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -57,6 +58,8 @@ func releaseRequest(r *request) {
 	r.ctx = rules.Context{}
 	r.in = rules.Input{}
 	r.decision.Reset()
+	clear(r.news)
+	r.news = r.news[:0]
 	requests.Put(r)
 }
 
@@ -341,13 +344,23 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 
 	in := &r.in
-	*in = rules.Input{Context: r.ctx, Now: now}
+	*in = rules.Input{Context: r.ctx, Now: now, Visitor: pid}
 	if snap != nil {
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
 	} else {
 		in.Profile, in.Seasonal = emptyProfile, d.noSeasons
 	}
+	// Only a visitor who gets a cookie and whose profile answered may
+	// enter an experiment or the holdout: never bots, prefetches, a
+	// degraded decide, or a visitor without consent where it is required.
+	in.Enter = writes && !degraded && pid != "" &&
+		(!s.cfg.ConsentNeeded || in.Profile.HasConsent("profiling"))
 	d.set.Decide(in, r.slots, &r.decision)
+	if in.Enter {
+		if r.news = r.decision.NewExposures(r.news[:0], now.Unix()); len(r.news) > 0 {
+			s.expose(pid, snap, r.news, d)
+		}
+	}
 
 	if pid != asked {
 		// A proven identify moved the visitor to the contact's profile.
@@ -405,7 +418,11 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, 
 		}
 		b = appendBlock(b, c.Block, c.HTML)
 	}
-	b = append(b, `},"degraded":`...)
+	b = append(b, '}')
+	if len(d.Exposures) > 0 {
+		b = appendExposures(b, d.Exposures)
+	}
+	b = append(b, `,"degraded":`...)
 	if degraded {
 		b = append(b, "true}"...)
 	} else {

@@ -29,6 +29,7 @@ type metrics struct {
 	definitionsSwaps       *vm.Counter
 	identifies             map[string]*vm.Counter // by proof outcome (token.go)
 	exports                *vm.Counter
+	exposures              *vm.Counter
 }
 
 type routeMetrics struct {
@@ -60,6 +61,7 @@ func newMetrics() *metrics {
 		rateLimited:      set.NewCounter("etalage_rate_limited_total"),
 		definitionsSwaps: set.NewCounter("etalage_definitions_swaps_total"),
 		exports:          set.NewCounter("etalage_segment_exports_total"),
+		exposures:        set.NewCounter("etalage_experiment_exposures_total"),
 	}
 }
 

@@ -28,6 +28,8 @@ const (
 	rProfiles    = "profiles"
 	rSegments    = "segments"
 	rExplain     = "explain"
+	rExperiments = "experiments"
+	rHoldout     = "holdout"
 	rPprof       = "pprof"
 	rWebhooks    = "webhooks"
 	rClock       = "clock"
@@ -164,6 +166,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rClock
 	case s.cfg.Demo && (path == DemoReceiverPath || path == "/admin/v1"+DemoReceiverPath):
 		route = rDemoInbox
+	case strings.HasPrefix(path, "/admin/v1/experiments/"):
+		route = rExperiments
+	case path == "/admin/v1/holdout":
+		route = rHoldout
 	case strings.HasPrefix(path, "/admin/v1/preview/"):
 		route = rPreview
 	case path == "/admin/v1/overview":
@@ -216,6 +222,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		s.serveDemoReceiver(ctx, true)
+	case rExperiments:
+		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
+	case rHoldout:
+		s.serveHoldout(ctx)
 	case rPreview:
 		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
 	case rOverview:

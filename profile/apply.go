@@ -401,6 +401,7 @@ func (p *Profile) Merge(src *Profile) {
 	for len(p.Behaviour) > MaxCounters {
 		p.dropLRU()
 	}
+	p.mergeAssignments(src.Experiments)
 	if src.ID != "" && src.ID != p.ID {
 		p.Aliases = append(p.Aliases, src.ID)
 	}

@@ -34,7 +34,7 @@ const (
 // MaxRecord is the size every stored profile record stays under. A write
 // that would reach it first cuts each part that is over its share, the
 // oldest first; the shares and the parts bounded by count (interests,
-// consents, aliases, identifiers) add up to less than MaxRecord, so the
+// consents, aliases, identifiers, experiment assignments) add up to less than MaxRecord, so the
 // record then fits. TestRecordStaysUnderMaxRecord fills every part to its
 // bound with maximal values.
 const MaxRecord = 64 << 10

@@ -28,6 +28,10 @@ func maximal(at int64) *Profile {
 	for i := range MaxAliases {
 		p.Aliases = append(p.Aliases, fill(strconv.Itoa(i), 32))
 	}
+	for i := range MaxAssignments {
+		// Experiment and variant ids are at most 64 characters.
+		p.Experiments = append(p.Experiments, Assignment{Experiment: fill("x"+strconv.Itoa(i), 64), Variant: fill("v", 64), At: at, Converted: at})
+	}
 	for i := range MaxFields {
 		// One event sets at most ShareFields bytes of fields, so no value
 		// is longer; each of these alone takes nearly all of it.
@@ -88,6 +92,7 @@ func TestRecordStaysUnderMaxRecord(t *testing.T) {
 	assert.Len(t, got.Interests, MaxInterests)
 	assert.Len(t, got.Consents, MaxConsents)
 	assert.Len(t, got.Aliases, MaxAliases)
+	assert.Len(t, got.Experiments, MaxAssignments)
 
 	// Each share holds: a record cut once needs no second cut.
 	for name, size := range map[string]struct{ got, share int }{

@@ -10,7 +10,9 @@ import (
 
 // The record format is a compact binary encoding, versioned by its first
 // byte. It is private to this package: stores keep it as opaque bytes.
-const codecVersion = 1
+// Version 2 appends the experiment assignments; version 1 records (without
+// them) still decode.
+const codecVersion = 2
 
 // errCorrupt reports a record that does not decode; it is never shown to a
 // visitor (Load treats such a record as absent and logs nothing private).
@@ -89,6 +91,13 @@ func Encode(dst []byte, p *Profile) []byte {
 			e.uint(uint64(d.N))
 		}
 	}
+	e.uint(uint64(len(p.Experiments)))
+	for _, a := range p.Experiments {
+		e.str(a.Experiment)
+		e.str(a.Variant)
+		e.int(a.At)
+		e.int(a.Converted)
+	}
 	return e.b
 }
 
@@ -99,7 +108,8 @@ func Encode(dst []byte, p *Profile) []byte {
 // decodes in a handful of allocations instead of one per string and counter.
 func Decode(b []byte) (*Profile, error) {
 	d := decoder{b: b, s: string(b)}
-	if v := d.byte(); v != codecVersion {
+	v := d.byte()
+	if v != 1 && v != codecVersion {
 		return nil, fmt.Errorf("%w: format %d", errCorrupt, v)
 	}
 	p := &Profile{}
@@ -186,6 +196,14 @@ func Decode(b []byte) (*Profile, error) {
 					c.Days = exact[off : off+n : off+n]
 					off += n
 				}
+			}
+		}
+	}
+	if v >= 2 {
+		if n := d.count(); n > 0 {
+			p.Experiments = make([]Assignment, n)
+			for i := range p.Experiments {
+				p.Experiments[i] = Assignment{Experiment: d.str(), Variant: d.str(), At: d.int(), Converted: d.int()}
 			}
 		}
 	}

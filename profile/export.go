@@ -131,6 +131,21 @@ func ExportProfile(p *Profile) map[string]any {
 	if len(p.Aliases) > 0 {
 		out["merged_visitors"] = p.Aliases
 	}
+	if len(p.Experiments) > 0 {
+		xs := make([]any, 0, len(p.Experiments))
+		for _, a := range p.Experiments {
+			id := a.Experiment
+			if id == HoldoutID {
+				id = "holdout"
+			}
+			m := map[string]any{"experiment": id, "variant": a.Variant, "exposed_at": unix(a.At)}
+			if a.Converted != 0 {
+				m["converted_at"] = unix(a.Converted)
+			}
+			xs = append(xs, m)
+		}
+		out["experiments"] = xs
+	}
 	if p.Season != "" {
 		out["season"] = p.Season
 		out["cycle"] = strconv.Itoa(p.Cycle)

@@ -25,4 +25,5 @@ type Policy struct {
 	AnonymousTTL  time.Duration   // default 90 days of inactivity
 	KnownTTL      time.Duration   // default 400 days of inactivity
 	Watcher       Watcher         // may be nil: no webhooks watch segments
+	Goals         Goals           // experiments' and the holdout's goals; may be nil
 }

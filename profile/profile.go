@@ -163,6 +163,9 @@ type Profile struct {
 	Cart       Cart
 	Orders     []Order   // bounded, oldest dropped first
 	Behaviour  []Counter // bounded, least recently used dropped first
+	// Experiments are the experiments (and the holdout) the visitor was
+	// exposed to, with their variants: bounded by MaxAssignments.
+	Experiments []Assignment
 }
 
 // HasInterest reports whether the interest is set and on.

@@ -44,6 +44,10 @@ type Write struct {
 	Data    []byte
 	TTL     time.Duration // 0: no expiry
 	Links   []string
+	// Tallies are counter increments applied in the same atomic step as
+	// the records, only when the write applies (experiment exposures and
+	// conversions). A store applies the tallies of every write of a Put.
+	Tallies []Tally
 }
 
 // AnyRevision as DefinitionsPut.Expect stores whatever revision is current.
@@ -131,6 +135,11 @@ type Store interface {
 	// digest was applied as at a start (or found equal to), or ErrNotFound
 	// when no start ever applied it.
 	FileRevision(ctx context.Context, digest string) (int64, error)
+
+	// Tallies returns the counters of the counter set name (written by
+	// Write.Tallies), summed over however the store shards them; an
+	// unknown name has no counters.
+	Tallies(ctx context.Context, name string) (map[string]int64, error)
 
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error

@@ -23,6 +23,9 @@ type work struct {
 	email, customer string
 	merged          bool
 	dropped         []string // aliases that fell off the bounded list
+	// tallies count the exposures and conversions this work records; they
+	// go with the primary record's write.
+	tallies []Tally
 }
 
 func (s *Service) newWork(pid string, base *Snapshot, pol *Policy) *work {
@@ -112,7 +115,9 @@ func (w *work) apply(ev *Event) {
 	}
 	t := time.Unix(ts, 0)
 	if ev.Type == Purchase {
-		w.applyPurchase(ev, ts, t)
+		if w.applyPurchase(ev, ts, t) {
+			w.convert(ev, ts)
+		}
 		return
 	}
 	idx := 0
@@ -124,7 +129,9 @@ func (w *work) apply(ev *Event) {
 		// proven one takes identifiers, and only those linked here.
 		ev = w.identifiers(ev)
 	}
-	w.applyTo(idx, ev, ts, t)
+	if w.applyTo(idx, ev, ts, t) && isBehaviour(ev.Type) {
+		w.convert(ev, ts)
+	}
 	if ev.Type == ConsentEvent {
 		if granted, ok := ev.Purposes["profiling"]; ok && !granted {
 			w.forget()
@@ -140,9 +147,11 @@ func (w *work) apply(ev *Event) {
 // all its lines went to a season, so that the same order sent again after
 // the collect window closed (or after the seasonal profile expired) is
 // still recognised.
-func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) {
+//
+// It reports whether the order counted (it was not counted before).
+func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) bool {
 	if w.counted(ev.OrderID) {
-		return
+		return false
 	}
 	groups := make(map[int][]Item, 2)
 	order := make([]int, 0, 2)
@@ -167,6 +176,24 @@ func (w *work) applyPurchase(ev *Event, ts int64, t time.Time) {
 		w.prof(0).rememberOrder(Order{ID: ev.OrderID, At: ts})
 		w.dirty[0] = true
 	}
+	return true
+}
+
+// convert counts ev as the conversion of the experiments it is a goal of.
+// Only an event the profile counted converts (a repeated order id does not).
+func (w *work) convert(ev *Event, ts int64) {
+	if w.pol.Goals == nil {
+		return
+	}
+	p := w.prof(0)
+	if len(p.Experiments) == 0 {
+		return
+	}
+	n := len(w.tallies)
+	w.tallies = p.convert(w.pol.Goals, ev, ts, w.tallies)
+	if len(w.tallies) > n {
+		w.dirty[0] = true
+	}
 }
 
 // counted reports whether the order id was counted already, in the primary
@@ -186,9 +213,11 @@ func (w *work) counted(id string) bool {
 
 // applyTo applies ev to the profile at idx; for a season, to the profile
 // of the cycle that the event's own time t belongs to. An event of a cycle
-// whose profile is no longer kept changes only the primary's activity.
-func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) {
+// whose profile is no longer kept changes only the primary's activity. It
+// reports whether the event changed the profile it went to.
+func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) bool {
 	var p *Profile
+	changed := false
 	if idx == 0 {
 		p = w.prof(0)
 	} else {
@@ -202,6 +231,7 @@ func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) {
 		if p.apply(ev, ts, w.hits) {
 			w.dirty[idx] = true
 			w.del[idx] = false
+			changed = true
 		}
 	}
 	if idx != 0 && isBehaviour(ev.Type) {
@@ -210,6 +240,7 @@ func (w *work) applyTo(idx int, ev *Event, ts int64, t time.Time) {
 		w.prof(0).touch(ts)
 		w.dirty[0] = true
 	}
+	return changed
 }
 
 // forget deletes stored behaviour after "profiling" consent was withdrawn:
@@ -323,6 +354,7 @@ func (w *work) writes() []Write {
 		wr.TTL = w.ttl(i, p)
 		if i == 0 {
 			wr.Links = linkKeys(p)
+			wr.Tallies = w.tallies
 		}
 		out = append(out, wr)
 	}

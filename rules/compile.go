@@ -30,6 +30,12 @@ type Set struct {
 	slots     map[string][]*Block // per slot, best first: priority desc, id asc
 	warnings  []Problem           // doubtful but valid: see Warnings
 	webhooks  []Webhook
+
+	experiments []*Experiment // document order
+	expIdx      map[string]int
+	expBySlot   map[string][]*Experiment
+	expNodes    []node // where each experiment is, for problems
+	holdout     *Holdout
 }
 
 type segment struct {
@@ -70,11 +76,12 @@ func Compile(doc []byte) (*Set, error) {
 		c.problems[0].Line = syntaxLine(msg)
 		return nil, &ValidationError{Problems: c.problems}
 	}
-	s := &Set{loc: time.UTC, fields: map[string]profile.Kind{}, seasonIdx: map[string]int{}, segIdx: map[string]int{}, slots: map[string][]*Block{}}
+	s := &Set{loc: time.UTC, fields: map[string]profile.Kind{}, seasonIdx: map[string]int{}, segIdx: map[string]int{}, slots: map[string][]*Block{},
+		expIdx: map[string]int{}, expBySlot: map[string][]*Experiment{}}
 	if len(root.Content) == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") {
 		return s, nil
 	}
-	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "webhooks")
+	top := c.fields(node{root.Content[0], ""}, "timezone", "fields", "seasons", "scoring", "segments", "blocks", "webhooks", "experiments", "holdout")
 	if n, ok := top["timezone"]; ok {
 		if name, ok := c.str(n); ok {
 			loc, err := time.LoadLocation(name)
@@ -107,6 +114,13 @@ func Compile(doc []byte) (*Set, error) {
 	}
 	if n, ok := top["webhooks"]; ok {
 		s.compileWebhooks(c, n)
+	}
+	if n, ok := top["experiments"]; ok {
+		s.compileExperiments(c, n)
+	}
+	s.expNodes = nil
+	if n, ok := top["holdout"]; ok {
+		s.compileHoldout(c, n)
 	}
 	if len(c.problems) > 0 {
 		for i := range c.problems {
@@ -537,6 +551,9 @@ func (s *Set) Policy(base profile.Policy) *profile.Policy {
 	p.Seasons = s.seasons
 	p.Scorer = s
 	p.Fields = s.fields
+	if len(s.experiments) > 0 || s.holdout != nil {
+		p.Goals = s
+	}
 	return &p
 }
 

@@ -24,6 +24,9 @@ type state struct {
 	today  int32
 	tr     *tracer
 	pooled bool
+	// heldOut: the visitor is in the holdout and sees only blocks shown
+	// to everyone.
+	heldOut bool
 }
 
 var statePool = sync.Pool{New: func() any { return &state{} }}
@@ -54,6 +57,7 @@ func (s *Set) initState(st *state, in *Input) {
 	st.now = in.Now.Unix()
 	st.today = profile.Day(st.now)
 	st.tr = nil
+	st.heldOut = false
 }
 
 func (st *state) release() {
@@ -392,10 +396,18 @@ func (s *Set) Decide(in *Input, slots []string, d *Decision) {
 			d.Segments = append(d.Segments, seg.id)
 		}
 	}
+	st.holdoutState(d)
 	type span struct{ start, end int }
 	var spans [16]span
 	for si, slot := range slots {
-		b := st.choose(slot, nil)
+		var b *Block
+		if e, v, isNew := st.experiment(slot); e != nil {
+			d.Exposures = append(d.Exposures, Exposure{Experiment: e, Variant: v, New: isNew})
+			b = v.Block
+		}
+		if b == nil {
+			b = st.choose(slot, nil)
+		}
 		ch := Choice{Slot: slot, Block: b}
 		if b != nil && b.x.hasHTML {
 			start := len(d.buf)
@@ -446,6 +458,9 @@ func (st *state) choose(slot string, tr *slotTrace) *Block {
 }
 
 func (st *state) eligible(b *Block) bool {
+	if b.x.seg >= 0 && st.heldOut {
+		return false
+	}
 	return (!b.x.scheduled || st.inSchedule(b)) && (b.x.seg < 0 || st.segment(b.x.seg))
 }
 

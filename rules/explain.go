@@ -15,6 +15,7 @@ type Explanation struct {
 	At       string         `json:"at"`
 	Segments []SegmentTrace `json:"segments"`
 	Slots    []SlotTrace    `json:"slots"`
+	Holdout  string         `json:"holdout,omitempty"`
 }
 
 // SegmentTrace says whether a segment matched and why.
@@ -30,6 +31,9 @@ type SlotTrace struct {
 	Slot       string           `json:"slot"`
 	Winner     string           `json:"winner"`
 	Candidates []CandidateTrace `json:"candidates"`
+	// Experiment names the experiment and variant that decide the slot
+	// for this visitor, when one does.
+	Experiment string `json:"experiment,omitempty"`
 }
 
 // CandidateTrace is one block considered for a slot.
@@ -59,10 +63,21 @@ func (s *Set) Explain(in *Input, slots []string) *Explanation {
 		tr.Matched = st.segment(i)
 		ex.Segments = append(ex.Segments, tr)
 	}
+	var d Decision
+	st.holdoutState(&d)
+	if st.heldOut {
+		ex.Holdout = "in the holdout: only blocks without a segment, no experiments"
+	}
 	for _, slot := range slots {
 		t := SlotTrace{Slot: slot, Candidates: []CandidateTrace{}}
 		if b := st.choose(slot, &t); b != nil {
 			t.Winner = b.ID
+		}
+		if e, v, _ := st.experiment(slot); e != nil {
+			t.Experiment = v.describe(e)
+			if v.Block != nil {
+				t.Winner = v.Block.ID
+			}
 		}
 		ex.Slots = append(ex.Slots, t)
 	}

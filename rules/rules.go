@@ -45,6 +45,12 @@ type Input struct {
 	Seasonal []*profile.Profile
 	Context  Context
 	Now      time.Time
+	// Visitor is the profile id that experiments and the holdout hash;
+	// Enter allows assigning a visitor who is not assigned yet (never for
+	// bots, prefetches, visitors without consent or a degraded decide).
+	// Stored assignments apply either way.
+	Visitor string
+	Enter   bool
 }
 
 // Block is a compiled content block.
@@ -70,15 +76,42 @@ type Choice struct {
 type Decision struct {
 	Segments []string
 	Choices  []Choice
-	buf      []byte
-	st       state // evaluation scratch, reused with the Decision
+	// Exposures are the experiments of the requested slots the visitor is
+	// in, in slot order.
+	Exposures []Exposure
+	// HoldoutNew: the holdout hashed a visitor not assigned yet (HeldOut
+	// says where to); the caller records it like a new exposure.
+	HoldoutNew bool
+	HeldOut    bool
+	buf        []byte
+	st         state // evaluation scratch, reused with the Decision
 }
 
 // Reset empties d, keeping its memory for the next decision.
 func (d *Decision) Reset() {
 	d.Segments = d.Segments[:0]
 	d.Choices = d.Choices[:0]
+	d.Exposures = d.Exposures[:0]
+	d.HoldoutNew, d.HeldOut = false, false
 	d.buf = d.buf[:0]
+}
+
+// NewExposures appends the assignments the decision made for the first
+// time (experiments and the holdout), to be recorded on the profile.
+func (d *Decision) NewExposures(dst []profile.Assignment, at int64) []profile.Assignment {
+	if d.HoldoutNew {
+		v := profile.VariantPersonalised
+		if d.HeldOut {
+			v = profile.VariantHoldout
+		}
+		dst = append(dst, profile.Assignment{Experiment: profile.HoldoutID, Variant: v, At: at})
+	}
+	for _, x := range d.Exposures {
+		if x.New {
+			dst = append(dst, profile.Assignment{Experiment: x.Experiment.ID, Variant: x.Variant.ID, At: at})
+		}
+	}
+	return dst
 }
 
 // StaticHTML returns the block's html and true when it is the same for every

@@ -29,6 +29,7 @@ var (
 	bucketLinks   = []byte("links")     // ident → version(0) | expiry | pid
 	bucketMeta    = []byte("meta")      // "doc", "rev", "file:<digest>" → revision
 	bucketRevs    = []byte("revisions") // revision (8 bytes, big endian) → JSON revision
+	bucketTallies = []byte("tallies")   // name \x00 field → int64, big-endian
 )
 
 // sweepEvery is how often expired records and links are deleted; reads
@@ -65,7 +66,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs}, triggerBuckets...) {
+		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketTallies}, triggerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -542,6 +543,38 @@ func (s *Store) Dump(fn func(Entry) error) error {
 		}
 		return nil
 	})
+}
+
+func tallyKey(name, field string) []byte {
+	k := make([]byte, 0, len(name)+1+len(field))
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, field...)
+}
+
+func addTally(b *bolt.Bucket, t profile.Tally) error {
+	k := tallyKey(t.Name, t.Field)
+	var n int64
+	if v := b.Get(k); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	return b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(n+t.Delta)))
+}
+
+// Tallies returns the counters of counter set name.
+func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
+	out := map[string]int64{}
+	prefix := tallyKey(name, "")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTallies).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) == 8 {
+				out[string(k[len(prefix):])] = int64(binary.BigEndian.Uint64(v))
+			}
+		}
+		return nil
+	})
+	return out, wrap("read tallies", err)
 }
 
 // Ping checks that the database is open.

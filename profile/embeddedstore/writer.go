@@ -202,5 +202,14 @@ func put(tx *bolt.Tx, pid string, writes []profile.Write, now time.Time) error {
 			}
 		}
 	}
+	// Counted in the transaction that stores the profile: both or neither.
+	tb := tx.Bucket(bucketTallies)
+	for _, w := range writes {
+		for _, t := range w.Tallies {
+			if err := addTally(tb, t); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }

@@ -156,6 +156,10 @@ func (s *Store) seasonsKey(pid string) string { return s.prefix + ":{" + pid + "
 func (s *Store) linkKey(ident string) string  { return s.prefix + ":id:" + ident }
 func (s *Store) defsKey() string              { return s.prefix + ":defs" }
 
+// tallyKey is the shard of counter set name in the hash slot that tag
+// hashes to.
+func (s *Store) tallyKey(tag, name string) string { return s.prefix + ":{" + tag + "}:t:" + name }
+
 // fail wraps a driver error: everything but redis.Nil means the store did
 // not answer as it should, which the service treats as unavailable.
 func fail(op string, err error) error {
@@ -201,8 +205,10 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 // (expected version, new version, absolute expiry in unix ms or 0 for none
 // or -1 to delete, data, season). KEYS: the n records, the profile's season
 // set, then the m links that take the primary record's expiry when they
-// still map to the profile. Expiries are absolute so that a link and its
-// record end in the same millisecond.
+// still map to the profile, then the t tally keys (in the profile's own
+// hash slot). After the records' arguments: t, then 2 per tally (field,
+// increment). Expiries are absolute so that a link and its record end in
+// the same millisecond.
 var putScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
@@ -248,6 +254,11 @@ if primaryAt then
       if primaryAt > 0 then redis.call('PEXPIREAT', k, primaryAt) else redis.call('PERSIST', k) end
     end
   end
+end
+local tb = 4 + n * 5
+local t = tonumber(ARGV[tb])
+for j = 1, t do
+  redis.call('HINCRBY', KEYS[n + 1 + m + j], ARGV[tb + (j - 1) * 2 + 1], ARGV[tb + (j - 1) * 2 + 2])
 end
 return 1
 `)
@@ -314,6 +325,20 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		}
 	}
 	args = append([]any{len(writes), inScript, pid}, args...)
+	// Tallies live in keys of the profile's own hash slot, so the script
+	// that writes the profile counts it too, on a cluster as well.
+	var tallies []profile.Tally
+	for _, w := range writes {
+		tallies = append(tallies, w.Tallies...)
+	}
+	args = append(args, len(tallies))
+	if len(tallies) > 0 {
+		tag := slotTag(slot(pid))
+		for _, t := range tallies {
+			keys = append(keys, s.tallyKey(tag, t.Name))
+			args = append(args, t.Field, t.Delta)
+		}
+	}
 	n, err := putScript.Run(ctx, s.c, keys, args...).Int()
 	if err != nil {
 		return fail("put profile", err)
@@ -684,6 +709,33 @@ func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) 
 		return 0, profile.ErrNotFound
 	}
 	return rev, fail("read definitions file", err)
+}
+
+// Tallies sums the counter set name over its shards, one per hash slot,
+// read with pipelined HGETALLs.
+func (s *Store) Tallies(ctx context.Context, name string) (map[string]int64, error) {
+	out := map[string]int64{}
+	const batch = 1024
+	for start := 0; start < slots; start += batch {
+		pipe := s.c.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, 0, batch)
+		for sl := start; sl < start+batch && sl < slots; sl++ {
+			cmds = append(cmds, pipe.HGetAll(ctx, s.tallyKey(slotTag(sl), name)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fail("read tallies", err)
+		}
+		for _, c := range cmds {
+			for f, v := range c.Val() {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				out[f] += n
+			}
+		}
+	}
+	return out, nil
 }
 
 // Ping checks that Redis answers.

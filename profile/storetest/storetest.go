@@ -459,6 +459,48 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		assert.Equal(t, uint64(workers*each), binary.BigEndian.Uint64(recs[0].Data), "no increment lost")
 	})
 
+	t.Run("TalliesWithPut", func(t *testing.T) {
+		st := open(t)
+		got, err := st.Tallies(ctx, "x:none")
+		require.NoError(t, err)
+		assert.Empty(t, got)
+		a, b := profile.NewID(), profile.NewID()
+		require.NoError(t, st.Put(ctx, a, []profile.Write{{Expect: 0, Version: 1, Data: []byte("a"),
+			Tallies: []profile.Tally{{Name: "x:e", Field: "v:control", Delta: 1}, {Name: "x:f", Field: "v:b", Delta: 1}}}}))
+		require.NoError(t, st.Put(ctx, b, []profile.Write{{Expect: 0, Version: 1, Data: []byte("b"),
+			Tallies: []profile.Tally{{Name: "x:e", Field: "v:control", Delta: 1}, {Name: "x:e", Field: "c:control", Delta: 1}}}}))
+		err = st.Put(ctx, b, []profile.Write{{Expect: 9, Version: 10, Data: []byte("stale"),
+			Tallies: []profile.Tally{{Name: "x:e", Field: "v:control", Delta: 1}}}})
+		require.ErrorIs(t, err, profile.ErrConflict)
+		got, err = st.Tallies(ctx, "x:e")
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int64{"v:control": 2, "c:control": 1}, got, "a conflicting put counts nothing")
+		got, err = st.Tallies(ctx, "x:f")
+		require.NoError(t, err)
+		assert.Equal(t, map[string]int64{"v:b": 1}, got)
+	})
+
+	t.Run("TalliesConcurrent", func(t *testing.T) {
+		st := open(t)
+		const workers, each = 8, 25
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					err := st.Put(ctx, profile.NewID(), []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"),
+						Tallies: []profile.Tally{{Name: "x:conc", Field: "v:a", Delta: 1}}}})
+					assert.NoError(t, err)
+				}
+			}()
+		}
+		wg.Wait()
+		got, err := st.Tallies(ctx, "x:conc")
+		require.NoError(t, err)
+		assert.Equal(t, int64(workers*each), got["v:a"], "spread over many profiles (and hash slots), no count lost")
+	})
+
 	t.Run("Ping", func(t *testing.T) {
 		require.NoError(t, open(t).Ping(ctx))
 	})
