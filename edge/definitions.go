@@ -54,25 +54,23 @@ func (s *Server) loadDefinitions(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo definitions: %w", err)
 	}
-	if s.webhookProblem(set) != nil {
-		s.log.Warn("the demo definitions' webhooks are off: no --webhook-key")
-		set = set.WithoutWebhooks()
-	}
 	s.swap(set, demo, 0)
 	return nil
 }
 
-// demoWebhookURL is the demo definitions' webhook; it is pointed at this
-// node's admin listener, where the demo receiver shows what arrives.
-const demoWebhookURL = "http://127.0.0.1:8081/demo/webhooks"
-
-// demo returns the demo definitions with their webhook aimed at this node.
+// demo returns the demo definitions; on a node that can sign webhooks
+// they send cart abandoners and Sinterklaas gift buyers to the demo
+// receiver on this node's admin listener (without a key, no webhook).
 func (s *Server) demo() []byte {
 	doc := rules.Demo()
-	if s.cfg.AdminAddr == "" {
+	if s.cfg.Triggers == nil || !s.cfg.Triggers.CanSign() {
 		return doc
 	}
-	return bytes.ReplaceAll(doc, []byte(demoWebhookURL), []byte("http://"+loopbackAddr(s.cfg.AdminAddr)+DemoReceiverPath))
+	addr := "127.0.0.1:8081"
+	if s.cfg.AdminAddr != "" {
+		addr = loopbackAddr(s.cfg.AdminAddr)
+	}
+	return append(doc, rules.DemoWebhooks("http://"+addr+DemoReceiverPath)...)
 }
 
 // loopbackAddr turns a listening address (":8081", "0.0.0.0:8081") into

@@ -195,11 +195,3 @@ func (s *Set) condContext(c *cond, visit func(int) string) string {
 	}
 	return ""
 }
-
-// WithoutWebhooks returns the set without its webhooks (the built-in demo
-// on a node that has no key to sign them).
-func (s *Set) WithoutWebhooks() *Set {
-	c := *s
-	c.webhooks = nil
-	return &c
-}
