@@ -63,11 +63,24 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 		}
 		s.writeJSON(ctx, fasthttp.StatusOK, out)
 	case ctx.IsDelete():
+		// Every visitor id of the person (the profile and the browsers
+		// merged into it) is remembered as erased, so that none of those
+		// browsers brings its id back: each starts a new visitor.
+		ids := []string{pid}
+		if snap, err := s.profiles.Load(cctx, pid, d.policy); err == nil {
+			ids = append(append(ids, snap.Primary.ID), snap.Primary.Aliases...)
+		}
 		if err := s.profiles.Erase(cctx, pid); err != nil {
 			s.writeError(ctx, err)
 			return
 		}
-		s.cache.del(pid)
+		for _, id := range ids {
+			s.cache.del(id)
+			if _, err := s.store.Link(cctx, erasedKey(id), id, cookieMaxAge*time.Second); err != nil {
+				s.writeError(ctx, err)
+				return
+			}
+		}
 		s.log.Info("profile erased", "profile", pid)
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"erased": pid})
 	default:

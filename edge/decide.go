@@ -307,7 +307,21 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 
 	pid, known := s.visitorOf(ctx, r.visitor)
+	var loaded *profile.Snapshot
+	var loadErr error
+	if known {
+		loaded, loadErr = s.load(context.Background(), pid, d)
+		if loadErr == nil && loaded.Empty() && s.wasErased(pid) {
+			// The erased browser starts anew: its old id never comes back.
+			known, loaded = false, nil
+		}
+	}
 	writes := !r.ctx.Bot && !isPrefetch(ctx)
+	if writes && !known && !s.mayProfile(events) {
+		// --consent required and none given: no cookie and nothing
+		// stored; the decision comes from the request context alone.
+		writes = false
+	}
 	// The cookie is set for the browser's own cookie (renewed) and for a
 	// visitor the service creates; a forwarded value is used for this
 	// request only and never becomes a cookie (no session fixation).
@@ -328,7 +342,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			pid = snap.Primary.ID
 		}
 	case known:
-		snap, err = s.load(context.Background(), pid, d)
+		snap, err = loaded, loadErr
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: load profile", err)
@@ -357,8 +371,10 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 		(!s.cfg.ConsentNeeded || in.Profile.HasConsent("profiling"))
 	d.set.Decide(in, r.slots, &r.decision)
 	if in.Enter {
-		if r.news = r.decision.NewExposures(r.news[:0], now.Unix()); len(r.news) > 0 {
-			s.expose(pid, snap, r.news, d)
+		if r.news = r.decision.NewExposures(r.news[:0], now.Unix()); len(r.news) > 0 && !s.expose(pid, snap, r.news, d) {
+			in.Enter = false
+			r.decision.Reset()
+			d.set.Decide(in, r.slots, &r.decision)
 		}
 	}
 
@@ -419,8 +435,8 @@ func appendDecision(b []byte, visitor string, d *rules.Decision, degraded bool, 
 		b = appendBlock(b, c.Block, c.HTML)
 	}
 	b = append(b, '}')
-	if len(d.Exposures) > 0 {
-		b = appendExposures(b, d.Exposures)
+	if len(d.Exposures) > 0 || d.Holdout != "" {
+		b = appendExposures(b, d.Holdout, d.Exposures)
 	}
 	b = append(b, `,"degraded":`...)
 	if degraded {

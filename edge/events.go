@@ -69,9 +69,21 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 	default:
 		var ok bool
 		pid, ok = s.visitorOf(ctx, r.visitor)
+		if ok {
+			// The erased browser starts anew: its old id never comes back.
+			if snap, err := s.load(context.Background(), pid, d); err == nil && snap.Empty() && s.wasErased(pid) {
+				ok, r.visitor = false, nil
+			}
+		}
 		if !ok {
 			if len(r.visitor) > 0 {
 				s.writeError(ctx, errorf(ECodeInvalid, "visitor: not a valid visitor value"))
+				return
+			}
+			if !s.mayProfile(events) {
+				// --consent required and none given: nothing stored, no
+				// cookie (accepted 0, like a bot's events).
+				s.writeAccepted(ctx, 0, "")
 				return
 			}
 			pid = NewID()
@@ -141,6 +153,13 @@ func (s *Server) serveReset(ctx *fasthttp.RequestCtx) {
 	s.fillContext(ctx, r, trusted)
 	if !trusted && (r.ctx.Bot || isPrefetch(ctx)) {
 		ctx.SetBodyString(`{"reset":false}`)
+		return
+	}
+	if s.cfg.ConsentNeeded {
+		// The new visitor has given no consent yet: no cookie until it
+		// does, and the old one goes.
+		s.clearVisitorCookie(ctx)
+		ctx.SetBodyString(`{"reset":true}`)
 		return
 	}
 	v := s.setVisitorCookie(ctx, NewID())

@@ -14,11 +14,13 @@ import (
 
 // expose records the first exposures a decision made (experiments and the
 // holdout) on pid's profile, counting them in the same store write, and
-// caches the result. A failure leaves the visitor unrecorded and uncounted;
-// the same hash assigns them the same variant at their next decide.
-func (s *Server) expose(pid string, snap *profile.Snapshot, news []profile.Assignment, d *defs) {
+// caches the result. It reports false when they could not be recorded: the
+// caller then decides again without entering anyone, so that an answer
+// never lists (or shows) an exposure that was not counted. The same hash
+// assigns the visitor the same variants at their next decide.
+func (s *Server) expose(pid string, snap *profile.Snapshot, news []profile.Assignment, d *defs) bool {
 	if !s.breaker.allow() {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteDeadline)
 	got, err := s.profiles.Expose(ctx, pid, snap, news, d.policy)
@@ -27,17 +29,25 @@ func (s *Server) expose(pid string, snap *profile.Snapshot, news []profile.Assig
 	if err != nil {
 		s.cache.del(pid)
 		s.logStoreError("decide: record exposure", err)
-		return
+		return false
 	}
 	s.metrics.exposures.Add(len(news))
 	s.cache.set(pid, got, d.policy)
+	return true
 }
 
-// appendExposures writes the decide answer's "experiments" list.
-func appendExposures(b []byte, xs []rules.Exposure) []byte {
+// appendExposures writes the decide answer's "experiments" list: the
+// holdout first (as experiment "holdout"), then the experiments of the
+// requested slots.
+func appendExposures(b []byte, holdout string, xs []rules.Exposure) []byte {
 	b = append(b, `,"experiments":[`...)
+	if holdout != "" {
+		b = append(b, `{"id":"holdout","variant":`...)
+		b = appendJSONString(b, holdout)
+		b = append(b, '}')
+	}
 	for i := range xs {
-		if i > 0 {
+		if i > 0 || holdout != "" {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
@@ -56,6 +66,7 @@ type variantReport struct {
 	Visitors    int64       `json:"visitors"`
 	Conversions int64       `json:"conversions"`
 	Rate        float64     `json:"rate"`
+	RateCI95    [2]float64  `json:"rate_ci95"`
 	Uplift      *float64    `json:"uplift,omitempty"`
 	CI95        *[2]float64 `json:"ci95,omitempty"`
 	Chance      *float64    `json:"chance_to_beat_control,omitempty"`
@@ -81,7 +92,8 @@ func buildReport(id string, variants []string, weights []float64, t map[string]i
 		n := t[profile.VisitorsField(v)]
 		c := min(t[profile.ConversionsField(v)], n)
 		obs[i] = n
-		rep.Variants[i] = variantReport{ID: v, Weight: weights[i], Visitors: n, Conversions: c, Rate: round(stats.Rate(c, n))}
+		lo, hi := stats.Wilson(c, n)
+		rep.Variants[i] = variantReport{ID: v, Weight: weights[i], Visitors: n, Conversions: c, Rate: round(stats.Rate(c, n)), RateCI95: [2]float64{round(lo), round(hi)}}
 	}
 	ctl := rep.Variants[0]
 	for i := 1; i < len(rep.Variants); i++ {

@@ -1,9 +1,12 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
+	"github.com/etalage/etalage/profile"
+	"github.com/etalage/etalage/profile/embeddedstore"
 	"github.com/etalage/etalage/rules"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,13 +100,18 @@ func TestHoldoutSeesOnlyUnsegmentedBlocks(t *testing.T) {
 	held, personalised := 0, 0
 	for range 40 {
 		a := answer(t, h.decide(t, "", `{"slots":["home-hero","home-picks"],`+events+`}`))
-		if len(a.Experiments) == 0 {
+		require.NotEmpty(t, a.Experiments)
+		require.Equal(t, "holdout", a.Experiments[0].ID, "the holdout is listed first")
+		if a.Experiments[0].Variant == "holdout" {
+			assert.Len(t, a.Experiments, 1, "the holdout enters no experiment")
 			held++
 			assert.Equal(t, "hero-default", a.Blocks["home-hero"].ID, "a held-out sneaker fan sees the block for everyone")
 			assert.Equal(t, "picks-default", a.Blocks["home-picks"].ID)
 			continue
 		}
 		personalised++
+		assert.Equal(t, "personalised", a.Experiments[0].Variant)
+		assert.Len(t, a.Experiments, 2)
 		assert.Equal(t, "picks-sneakers", a.Blocks["home-picks"].ID)
 	}
 	assert.NotZero(t, held)
@@ -155,4 +163,28 @@ func TestBuildReport(t *testing.T) {
 	rep = buildReport("e", []string{"control", "b"}, []float64{0.5, 0.5}, map[string]int64{"v:control": 5200, "v:b": 4800})
 	assert.True(t, rep.SRMMismatch)
 	assert.Nil(t, rep.Variants[1].Uplift, "no conversions: no ratio")
+}
+
+// noTallies is a store whose writes that count fail, as when the store
+// times out just as an exposure is recorded.
+type noTallies struct{ profile.Store }
+
+func (s noTallies) Put(ctx context.Context, pid string, writes []profile.Write) error {
+	for _, w := range writes {
+		if len(w.Tallies) > 0 {
+			return profile.ErrUnavailable
+		}
+	}
+	return s.Store.Put(ctx, pid, writes)
+}
+
+func TestUnrecordedExposureIsNotShown(t *testing.T) {
+	st, err := embeddedstore.Open(t.TempDir())
+	require.NoError(t, err)
+	h := newHarnessWithStore(t, noTallies{st}, func(c *Config) { c.Definitions = experimentDefs("50"); c.RateLimit = 0 })
+	for range 20 {
+		a := answer(t, h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/")+`]}`))
+		assert.Empty(t, a.Experiments, "an exposure that was not counted is not listed")
+		assert.Equal(t, "hero-default", a.Blocks["home-hero"].ID, "nor shown")
+	}
 }

@@ -2,9 +2,11 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"strconv"
 
+	"github.com/etalage/etalage/profile"
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,6 +46,45 @@ func (s *Server) setVisitorCookie(ctx *fasthttp.RequestCtx, pid string) string {
 	}
 	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
 	return v
+}
+
+// erasedKey names the tombstone of an erased visitor id: it holds nothing
+// of the person (the id is random) and lives as long as a cookie could, so
+// that the erased browser's next request starts a new visitor instead of
+// bringing the id back.
+func erasedKey(pid string) string { return "erased:" + pid }
+
+// wasErased reports whether pid's profile was erased. It is asked only for
+// profiles that hold nothing, so it costs nothing on the usual path.
+func (s *Server) wasErased(pid string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreDeadline)
+	defer cancel()
+	_, err := s.store.Lookup(ctx, erasedKey(pid))
+	return err == nil
+}
+
+// clearVisitorCookie removes the visitor cookie from the browser.
+func (s *Server) clearVisitorCookie(ctx *fasthttp.RequestCtx) {
+	b := append([]byte(s.cfg.CookieName), "=; max-age=0; path=/; HttpOnly; SameSite=Lax"...)
+	if s.cfg.CookieSecure {
+		b = append(b, "; secure"...)
+	}
+	ctx.Response.Header.SetBytesV(fasthttp.HeaderSetCookie, b)
+}
+
+// mayProfile reports whether a request without a known visitor may create
+// one: always, unless --consent required, then only when its events grant
+// profiling consent.
+func (s *Server) mayProfile(events []profile.Event) bool {
+	if !s.cfg.ConsentNeeded {
+		return true
+	}
+	for i := range events {
+		if events[i].Type == profile.ConsentEvent && events[i].Purposes["profiling"] {
+			return true
+		}
+	}
+	return false
 }
 
 // isPrefetch reports a speculative load (link prefetch, prerender preview):

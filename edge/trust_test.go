@@ -267,3 +267,109 @@ func TestAPIKeyCallersNotRateLimited(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// storedProfiles counts the profiles in h's store.
+func storedProfiles(t *testing.T, h *harness) int {
+	t.Helper()
+	n, cursor := 0, ""
+	for {
+		ids, next, err := h.srv.profiles.Scan(t.Context(), cursor, 100)
+		require.NoError(t, err)
+		n += len(ids)
+		if next == "" {
+			return n
+		}
+		cursor = next
+	}
+}
+
+// TestConsentRequired: with --consent required nothing is stored and no
+// cookie set before profiling consent; such a visitor gets decisions from
+// the request context alone.
+func TestConsentRequired(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.ConsentNeeded = true })
+	views := pageViews("/demo/c/sneakers", "/demo/c/sneakers", "/demo/c/sneakers")
+	for _, tc := range []struct{ name, method, uri, body string }{
+		{"decide with events", "POST", "/v1/decide", `{"slots":["home-hero"],"events":[` + views + `,{"type":"identify","email":"a@example.nl"},{"type":"interest","name":"x","on":true}]}`},
+		{"GET decide", "GET", "/v1/decide?slots=home-hero", ""},
+		{"events", "POST", "/v1/events", `{"events":[` + views + `]}`},
+		{"consent withheld", "POST", "/v1/decide", `{"slots":["home-hero"],"events":[{"type":"consent","purposes":{"profiling":false}}]}`},
+		{"reset", "POST", "/v1/reset", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, h.public, tc.method, tc.uri, tc.body, nil)
+			require.Less(t, r.status, 300, string(r.body))
+			if r.cookie != nil {
+				assert.LessOrEqual(t, r.cookie.MaxAge(), 0, "only a cookie that removes one")
+				assert.Empty(t, r.cookie.Value())
+			}
+			assert.NotContains(t, string(r.body), "hero-sneakers")
+			assert.Equal(t, 0, storedProfiles(t, h), "nothing stored before consent")
+		})
+	}
+	// With the API key and no visitor: the same, no visitor is created.
+	r := call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"],"events":[`+views+`]}`, map[string]string{"X-Api-Key": testAPIKey})
+	require.Equal(t, 200, r.status)
+	assert.NotContains(t, r.json(t), "visitor")
+	assert.Equal(t, 0, storedProfiles(t, h))
+
+	// Consent given: the cookie comes, the events of the same request count.
+	r = h.decide(t, "", `{"slots":["home-hero"],"events":[{"type":"consent","purposes":{"profiling":true}},`+views+`]}`)
+	require.Equal(t, 200, r.status)
+	require.NotNil(t, r.cookie)
+	assert.Equal(t, "hero-sneakers", blockID(t, r, "home-hero"))
+	assert.Equal(t, 1, storedProfiles(t, h))
+	again := h.decide(t, string(r.cookie.Value()), `{"slots":["home-hero"],"events":[`+pageViews("/x")+`]}`)
+	assert.Equal(t, "hero-sneakers", blockID(t, again, "home-hero"), "a returning visitor with consent is profiled")
+
+	// Logout under required consent: the cookie goes, no new one comes.
+	out := call(t, h.public, "POST", "/v1/reset", "", map[string]string{"Cookie": "etl=" + string(r.cookie.Value())})
+	require.NotNil(t, out.cookie)
+	assert.LessOrEqual(t, out.cookie.MaxAge(), 0, "max-age=0 removes it")
+}
+
+// TestErasedBrowserStartsNewVisitor: after erasure the browser's next
+// request gets a new visitor id; the erased id never comes back.
+func TestErasedBrowserStartsNewVisitor(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, via := range []string{"decide", "events"} {
+		t.Run(via, func(t *testing.T) {
+			first := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/demo/c/sneakers", "/demo/c/sneakers", "/demo/c/sneakers")+`]}`)
+			old := string(first.cookie.Value())
+			r := h.adminCall(t, "DELETE", "/admin/v1/profiles/"+old, "")
+			require.Equal(t, 200, r.status, string(r.body))
+
+			var next *response
+			if via == "decide" {
+				next = h.decide(t, old, `{"slots":["home-hero"],"events":[`+pageViews("/after")+`]}`)
+				assert.NotEqual(t, "hero-sneakers", blockID(t, next, "home-hero"))
+			} else {
+				next = call(t, h.public, "POST", "/v1/events", `{"events":[`+pageViews("/after")+`]}`, map[string]string{"Cookie": "etl=" + old})
+				require.Equal(t, 202, next.status, string(next.body))
+			}
+			require.NotNil(t, next.cookie)
+			assert.NotEqual(t, old[:idLen], string(next.cookie.Value())[:idLen], "a new visitor id")
+			gone := h.adminCall(t, "GET", "/admin/v1/profiles/"+old, "")
+			assert.Equal(t, 404, gone.status, "the erased id was not brought back: %s", gone.body)
+			now := h.adminCall(t, "GET", "/admin/v1/profiles/"+string(next.cookie.Value()), "")
+			require.Equal(t, 200, now.status)
+			assert.Contains(t, string(now.body), "/after", "the request's events went to the new visitor")
+		})
+	}
+	t.Run("a contact on two devices, erased by e-mail", func(t *testing.T) {
+		proven := `{"type":"identify","email":"gone@example.nl","token":"` + token(t, "email:gone@example.nl") + `"}`
+		a := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/a")+`,`+proven+`]}`)
+		b := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/b")+`]}`)
+		bOld := string(b.cookie.Value())
+		b = h.decide(t, bOld, `{"slots":["home-hero"],"events":[`+proven+`]}`)
+		require.Equal(t, string(a.cookie.Value()), string(b.cookie.Value()), "merged")
+		r := h.adminCall(t, "DELETE", "/admin/v1/profiles/email:gone@example.nl", "")
+		require.Equal(t, 200, r.status, string(r.body))
+		for _, old := range []string{string(a.cookie.Value()), bOld} {
+			next := h.decide(t, old, `{"slots":["home-hero"],"events":[`+pageViews("/again")+`]}`)
+			require.NotNil(t, next.cookie)
+			assert.NotEqual(t, old[:idLen], string(next.cookie.Value())[:idLen], "a new visitor id")
+			assert.Equal(t, 404, h.adminCall(t, "GET", "/admin/v1/profiles/"+old, "").status)
+		}
+	})
+}

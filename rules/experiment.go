@@ -182,6 +182,7 @@ func (st *state) holdoutState(d *Decision) {
 	if p := st.in.Profile; p != nil {
 		if a := p.Assignment(profile.HoldoutID); a != nil {
 			st.heldOut = a.Variant == profile.VariantHoldout
+			d.Holdout = a.Variant
 			return
 		}
 	}
@@ -190,7 +191,10 @@ func (st *state) holdoutState(d *Decision) {
 	}
 	st.heldOut = h.InHoldout(st.in.Visitor)
 	d.HoldoutNew = true
-	d.HeldOut = st.heldOut
+	d.Holdout = profile.VariantPersonalised
+	if st.heldOut {
+		d.Holdout = profile.VariantHoldout
+	}
 }
 
 // experiment finds the running experiment of slot this visitor is in (a

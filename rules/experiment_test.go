@@ -154,7 +154,7 @@ func TestExperimentDecisions(t *testing.T) {
 		d := decideWith(set, fan, true, "home-hero", "banner-top")
 		require.True(t, d.HoldoutNew)
 		news := d.NewExposures(nil, testNow.Unix())
-		if d.HeldOut {
+		if d.Holdout == profile.VariantHoldout {
 			sawHoldout = true
 			assert.Empty(t, d.Exposures, "the holdout enters no experiment")
 			assert.Equal(t, "hero-default", d.Choices[0].Block.ID, "the holdout sees only blocks without a segment")

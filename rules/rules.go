@@ -79,10 +79,12 @@ type Decision struct {
 	// Exposures are the experiments of the requested slots the visitor is
 	// in, in slot order.
 	Exposures []Exposure
-	// HoldoutNew: the holdout hashed a visitor not assigned yet (HeldOut
-	// says where to); the caller records it like a new exposure.
+	// Holdout is the visitor's side of the holdout ("holdout" or
+	// "personalised"), "" when there is no holdout or the visitor is not
+	// assigned; HoldoutNew marks a visitor the holdout hashed just now,
+	// which the caller records like a new exposure.
+	Holdout    string
 	HoldoutNew bool
-	HeldOut    bool
 	buf        []byte
 	st         state // evaluation scratch, reused with the Decision
 }
@@ -92,7 +94,7 @@ func (d *Decision) Reset() {
 	d.Segments = d.Segments[:0]
 	d.Choices = d.Choices[:0]
 	d.Exposures = d.Exposures[:0]
-	d.HoldoutNew, d.HeldOut = false, false
+	d.Holdout, d.HoldoutNew = "", false
 	d.buf = d.buf[:0]
 }
 
@@ -100,11 +102,7 @@ func (d *Decision) Reset() {
 // time (experiments and the holdout), to be recorded on the profile.
 func (d *Decision) NewExposures(dst []profile.Assignment, at int64) []profile.Assignment {
 	if d.HoldoutNew {
-		v := profile.VariantPersonalised
-		if d.HeldOut {
-			v = profile.VariantHoldout
-		}
-		dst = append(dst, profile.Assignment{Experiment: profile.HoldoutID, Variant: v, At: at})
+		dst = append(dst, profile.Assignment{Experiment: profile.HoldoutID, Variant: d.Holdout, At: at})
 	}
 	for _, x := range d.Exposures {
 		if x.New {

@@ -14,6 +14,22 @@ func Rate(conversions, visitors int64) float64 {
 	return float64(conversions) / float64(visitors)
 }
 
+// Wilson returns the Wilson score 95% interval of a rate (Wilson, 1927):
+// unlike the normal approximation it stays within [0, 1] and holds up for
+// small counts and rates near 0 or 1. Without visitors it is [0, 1].
+func Wilson(conversions, visitors int64) (lo, hi float64) {
+	if visitors <= 0 {
+		return 0, 1
+	}
+	n := float64(visitors)
+	p := float64(conversions) / n
+	z2 := z975 * z975
+	d := 1 + z2/n
+	mid := (p + z2/(2*n)) / d
+	half := z975 * math.Sqrt(p*(1-p)/n+z2/(4*n*n)) / d
+	return math.Max(0, mid-half), math.Min(1, mid+half)
+}
+
 // Uplift returns the relative uplift of a variant's rate over the
 // control's (rate/control rate - 1) with its 95% interval, from the
 // log of the ratio of the two proportions and its delta-method standard

@@ -85,6 +85,27 @@ func TestUplift(t *testing.T) {
 	assert.False(t, ok)
 }
 
+func TestWilson(t *testing.T) {
+	// Python reference (testdata/reference.py's formula): p̃ ± z·√(p(1-p)/n
+	// + z²/4n²) / (1 + z²/n) with p̃ = (p + z²/2n) / (1 + z²/n).
+	for _, tc := range []struct {
+		c, n   int64
+		lo, hi float64
+	}{
+		{100, 1000, 0.08290944359309571, 0.1201519631953484},
+		{150, 1000, 0.1292100725130883, 0.17346865842680032},
+		{0, 10, 0, 0.2775327998628892},
+		{10, 10, 0.7224672001371107, 1},
+		{81, 263, 0.2552885198782742, 0.36620957698280004},
+	} {
+		lo, hi := Wilson(tc.c, tc.n)
+		assert.InDelta(t, tc.lo, lo, 1e-12, "%d/%d", tc.c, tc.n)
+		assert.InDelta(t, tc.hi, hi, 1e-12, "%d/%d", tc.c, tc.n)
+	}
+	lo, hi := Wilson(0, 0)
+	assert.Equal(t, [2]float64{0, 1}, [2]float64{lo, hi})
+}
+
 func TestRate(t *testing.T) {
 	assert.Equal(t, 0.25, Rate(1, 4))
 	assert.Zero(t, Rate(0, 0))
