@@ -138,6 +138,7 @@ func (s *Server) rememberErased(ctx context.Context, ids []string) error {
 }
 
 // serveSegment answers GET /admin/v1/segments/{id}/members?cursor=&limit=
+// (or, with format=ndjson|csv, the streamed export: serveExport)
 // and GET /admin/v1/segments/{id}/count[?estimate=1]. Membership is
 // computed, so members and the exact count scan the stored profiles (the
 // count in the background, see serveExactCount); a members page covers `limit` scanned profiles and
@@ -175,6 +176,10 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 		}
 		in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: s.cfg.Now()}
 		return d.set.Member(id, &in)
+	}
+	if what == "members" && len(ctx.QueryArgs().Peek("format")) > 0 {
+		s.serveExport(ctx, id, d)
+		return
 	}
 	if what == "members" {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
