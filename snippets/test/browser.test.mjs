@@ -327,99 +327,34 @@ test('with the service down, slots keep their defaults and events wait for it', 
   await context.close();
 });
 
-// The demo as a newcomer tries it: every step changes what the page shows.
-
-test('demo: page views carry the category and product from data attributes', async () => {
-  const { context, page, decides } = await demoPage();
-  await visit(page, '/demo/c/toys');
-  await visit(page, '/demo/p/board-game');
-  const pv = (i) => JSON.parse(decides[i].postData()).events.find((e) => e.type === 'page_view');
-  assert.deepEqual(pv(0), { type: 'page_view', url: '/demo/c/toys', category: 'toys' });
-  assert.deepEqual(pv(1), { type: 'page_view', url: '/demo/p/board-game', category: 'toys', sku: 'board-game' });
-  await visit(page, '/demo/c/toys');
-  const res = await visit(page, '/demo/');
-  assert.ok(res.segments.includes('toy-fans'), 'three toy pages make a toy fan: ' + res.segments);
-  assert.ok(res.segments.includes('sint-browsers'));
-  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'sint-teaser');
+test('experiments go to the dataLayer, and a click in a slot is reported for its block', async () => {
+  const { context, page } = await newPage();
+  await page.addInitScript(() => { window.dataLayer = []; });
+  await page.route('**/v1/decide', (route) => route.fulfill({
+    status: 200, contentType: 'application/json',
+    body: JSON.stringify({
+      segments: [], degraded: false,
+      blocks: { 'home-hero': { id: 'hero-bold', html: '<h1><a id="bold-link" href="#more">Alles</a></h1>' } },
+      experiments: [{ id: 'holdout', variant: 'personalised' }, { id: 'hero-test', variant: 'bold' }],
+    }),
+  }));
+  await visit(page, '/demo/');
+  const dl = await page.evaluate(() => window.dataLayer);
+  assert.deepEqual(dl.filter((e) => e.event === 'experiment_viewed'), [
+    { event: 'experiment_viewed', experiment_id: 'holdout', variant_id: 'personalised' },
+    { event: 'experiment_viewed', experiment_id: 'hero-test', variant_id: 'bold' },
+  ]);
+  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('block:hero-bold'), { timeout: 5000 });
+  await page.click('#bold-link');
+  const body = JSON.parse((await events).postData());
+  assert.ok(body.events.some((e) => e.type === 'click' && e.target === 'block:hero-bold'), JSON.stringify(body));
   await context.close();
 });
 
-test('demo: sneakers change the hero and the "Voor jou" picks show their products', async () => {
-  const { context, page } = await demoPage();
+test('without a dataLayer nothing is created', async () => {
+  const { context, page } = await newPage();
   await visit(page, '/demo/');
-  await shot(page, 'demo-0-newcomer-home');
-  for (let i = 0; i < 3; i++) await visit(page, '/demo/c/sneakers');
-  await visit(page, '/demo/');
-  assert.equal(await page.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'hero-sneakers');
-  assert.match(await page.textContent('[data-etalage-slot="home-hero"]'), /Nieuwe sneakers voor je, sneakerfan/);
-  await page.waitForSelector('[data-etalage-slot="home-picks"] .card');
-  const picks = await page.$$eval('[data-etalage-slot="home-picks"] .card .name', (els) => els.map((e) => e.textContent));
-  assert.deepEqual(picks, ['Air sneaker (maat 45)', 'Court sneaker'], 'the data-only block is drawn from its data');
-  const img = await page.$eval('[data-etalage-slot="home-picks"] .card img', (i) => ({ ok: i.complete && i.naturalWidth > 0, src: i.getAttribute('src') }));
-  assert.ok(img.ok, 'product images load from the binary: ' + img.src);
-  await page.waitForFunction(() => document.querySelector('#why').textContent.includes('sneaker-fans'));
-  const why = await page.textContent('#why');
-  assert.match(why, /you see “Nieuwe sneakers voor je, …” \(hero-sneakers\) because you are in segment sneaker-fans/);
-  assert.match(why, /“Welkom bij De Etalage” \(hero-default\) lost on priority/);
-  assert.equal(await page.isVisible('#me'), false, 'the JSON waits behind its toggle');
-  assert.equal(await page.isVisible('#notice'), false, 'no warning for an ordinary browser');
-  await shot(page, 'demo-1-sneaker-fan');
-  await context.close();
-});
-
-test('demo: adding to the cart changes the page at once', async () => {
-  const { context, page } = await demoPage();
-  await visit(page, '/demo/p/sneaker-air-45');
-  await page.click('#add');
-  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
-  await visit(page, '/demo/');
-  assert.equal(await page.getAttribute('[data-etalage-slot="home-cart"]', 'data-etalage-block'), 'cart-big');
-  assert.match(await page.textContent('[data-etalage-slot="home-cart"]'), /Gratis verzending/);
-  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
-  await shot(page, 'demo-2-cart');
-  await context.close();
-});
-
-test('demo: a Sinterklaas gift brings the banner, the newsletter a thank-you', async () => {
-  const { context, page } = await demoPage();
-  await visit(page, '/demo/p/playmobil-sint');
-  await page.check('#gift');
-  await page.click('#buy');
-  await page.evaluate(() => window.etalage.flush());
-  await visit(page, '/demo/');
-  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'sint-banner');
-  await page.fill('#nl-name', 'Anna');
-  await page.click('#newsletter-signup');
-  await page.evaluate(() => window.etalage.flush());
-  await visit(page, '/demo/');
-  assert.equal(await page.getAttribute('[data-etalage-slot="home-newsletter"]', 'data-etalage-block'), 'newsletter-thanks');
-  assert.match(await page.textContent('[data-etalage-slot="home-newsletter"]'), /Je bent aangemeld, Anna!/);
-  await shot(page, 'demo-3-sint-and-newsletter');
-  await context.close();
-});
-
-test('demo: signing in greets with the name', async () => {
-  const { context, page } = await demoPage();
-  await visit(page, '/demo/account');
-  await page.fill('#email', 'sam@example.com');
-  await page.fill('#first_name', 'Sam');
-  await page.click('#login');
-  await page.waitForFunction(() => document.querySelector('#note').textContent.includes('sam@example.com'));
-  await page.evaluate(() => window.etalage.flush());
-  await visit(page, '/demo/');
-  assert.equal(await page.getAttribute('[data-etalage-slot="greeting"]', 'data-etalage-block'), 'greeting-named');
-  assert.equal((await page.textContent('[data-etalage-slot="greeting"]')).trim(), 'Hallo Sam');
-  await shot(page, 'demo-4-signed-in');
-  await context.close();
-});
-
-test('demo: a browser taken for a bot is told so on the page', async () => {
-  const context = await browser.newContext(); // headless Chromium's own user agent
-  const page = await context.newPage();
-  await page.goto(BASE + '/demo/');
-  await page.waitForSelector('#notice:not([hidden])');
-  assert.match(await page.textContent('#notice'), /takes this browser for a bot/);
-  await shot(page, 'demo-5-bot-notice');
+  assert.equal(await page.evaluate(() => typeof window.dataLayer), 'undefined');
   await context.close();
 });
 
@@ -526,5 +461,101 @@ test('a decide refused for a queued event keeps the page view and the other even
   // page view goes to the Sinterklaas profile, else to the primary one.
   const profiles = [p.profile.primary, ...Object.values(p.profile.seasonal || {})];
   assert.ok(profiles.some((q) => q.behaviour.some((c) => c.event === 'page_view' && c.url === '/demo/c/toys')));
+  await context.close();
+});
+
+// The demo as a newcomer tries it: every step changes what the page shows.
+
+test('demo: page views carry the category and product from data attributes', async () => {
+  const { context, page, decides } = await demoPage();
+  await visit(page, '/demo/c/toys');
+  await visit(page, '/demo/p/board-game');
+  const pv = (i) => JSON.parse(decides[i].postData()).events.find((e) => e.type === 'page_view');
+  assert.deepEqual(pv(0), { type: 'page_view', url: '/demo/c/toys', category: 'toys' });
+  assert.deepEqual(pv(1), { type: 'page_view', url: '/demo/p/board-game', category: 'toys', sku: 'board-game' });
+  await visit(page, '/demo/c/toys');
+  const res = await visit(page, '/demo/');
+  assert.ok(res.segments.includes('toy-fans'), 'three toy pages make a toy fan: ' + res.segments);
+  assert.ok(res.segments.includes('sint-browsers'));
+  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'sint-teaser');
+  await context.close();
+});
+
+test('demo: sneakers change the hero and the "Voor jou" picks show their products', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/');
+  await shot(page, 'demo-0-newcomer-home');
+  for (let i = 0; i < 3; i++) await visit(page, '/demo/c/sneakers');
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'hero-sneakers');
+  assert.match(await page.textContent('[data-etalage-slot="home-hero"]'), /Nieuwe sneakers voor je, sneakerfan/);
+  await page.waitForSelector('[data-etalage-slot="home-picks"] .card');
+  const picks = await page.$$eval('[data-etalage-slot="home-picks"] .card .name', (els) => els.map((e) => e.textContent));
+  assert.deepEqual(picks, ['Air sneaker (maat 45)', 'Court sneaker'], 'the data-only block is drawn from its data');
+  const img = await page.$eval('[data-etalage-slot="home-picks"] .card img', (i) => ({ ok: i.complete && i.naturalWidth > 0, src: i.getAttribute('src') }));
+  assert.ok(img.ok, 'product images load from the binary: ' + img.src);
+  await page.waitForFunction(() => document.querySelector('#why').textContent.includes('sneaker-fans'));
+  const why = await page.textContent('#why');
+  assert.match(why, /you see “Nieuwe sneakers voor je, …” \(hero-sneakers\) because you are in segment sneaker-fans/);
+  assert.match(why, /“Welkom bij De Etalage” \(hero-default\) lost on priority/);
+  assert.equal(await page.isVisible('#me'), false, 'the JSON waits behind its toggle');
+  assert.equal(await page.isVisible('#notice'), false, 'no warning for an ordinary browser');
+  await shot(page, 'demo-1-sneaker-fan');
+  await context.close();
+});
+
+test('demo: adding to the cart changes the page at once', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/p/sneaker-air-45');
+  await page.click('#add');
+  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-cart"]', 'data-etalage-block'), 'cart-big');
+  assert.match(await page.textContent('[data-etalage-slot="home-cart"]'), /Gratis verzending/);
+  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
+  await shot(page, 'demo-2-cart');
+  await context.close();
+});
+
+test('demo: a Sinterklaas gift brings the banner, the newsletter a thank-you', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/p/playmobil-sint');
+  await page.check('#gift');
+  await page.click('#buy');
+  await page.evaluate(() => window.etalage.flush());
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'sint-banner');
+  await page.fill('#nl-name', 'Anna');
+  await page.click('#newsletter-signup');
+  await page.evaluate(() => window.etalage.flush());
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-newsletter"]', 'data-etalage-block'), 'newsletter-thanks');
+  assert.match(await page.textContent('[data-etalage-slot="home-newsletter"]'), /Je bent aangemeld, Anna!/);
+  await shot(page, 'demo-3-sint-and-newsletter');
+  await context.close();
+});
+
+test('demo: signing in greets with the name', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/account');
+  await page.fill('#email', 'sam@example.com');
+  await page.fill('#first_name', 'Sam');
+  await page.click('#login');
+  await page.waitForFunction(() => document.querySelector('#note').textContent.includes('sam@example.com'));
+  await page.evaluate(() => window.etalage.flush());
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="greeting"]', 'data-etalage-block'), 'greeting-named');
+  assert.equal((await page.textContent('[data-etalage-slot="greeting"]')).trim(), 'Hallo Sam');
+  await shot(page, 'demo-4-signed-in');
+  await context.close();
+});
+
+test('demo: a browser taken for a bot is told so on the page', async () => {
+  const context = await browser.newContext(); // headless Chromium's own user agent
+  const page = await context.newPage();
+  await page.goto(BASE + '/demo/');
+  await page.waitForSelector('#notice:not([hidden])');
+  assert.match(await page.textContent('#notice'), /takes this browser for a bot/);
+  await shot(page, 'demo-5-bot-notice');
   await context.close();
 });
