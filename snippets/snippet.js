@@ -50,12 +50,26 @@
     clearTimeout(timer); timer = 0;
     var q = load();
     if (!q.length) return Promise.resolve();
-    return post('/v1/events', { events: strip(q) }, keepalive).then(function (r) {
-      if (r.ok) { take(q); backoff = 1000; return; }
+    return post('/v1/events', { events: strip(q), returning: seen() || undefined }, keepalive).then(function (r) {
+      if (r.ok) {
+        return r.json().then(function (j) {
+          if (j.cookie === 'missing') return missing(); // kept for a request that brings the cookie
+          take(q); backoff = 1000;
+        }, function () { take(q); });
+      }
       if (r.status >= 400 && r.status < 500 && r.status !== 429) { take(q); return; } // rejected: never retried
       var ra = +r.headers.get('Retry-After');
       retry(ra > 0 ? ra * 1000 : backoff);
     }, function () { retry(backoff); });
+  }
+  // The service's cookie did not come back although this browser had an
+  // answer before: etalage is served from another site than the shop's, so
+  // the browser blocks its cookie. Nothing is stored; say so, once.
+  var SEEN = 'etalage:seen', warned = false;
+  function seen() { try { return localStorage.getItem(SEEN) === '1'; } catch (e) { return false; } }
+  function missing() {
+    if (!warned && w.console) console.error('etalage: the visitor cookie does not come back, so nothing is personalised or stored: serve etalage under the shop\'s own site (docs/INTEGRATION.md, "Serve etalage under the shop\'s own site")');
+    warned = true;
   }
   function retry(ms) {
     backoff = Math.min(backoff * 2, 60000);
@@ -109,13 +123,15 @@
     return post('/v1/decide', {
       slots: slots,
       context: { url: location.pathname + location.search, referrer: d.referrer, language: navigator.language },
-      events: evs
+      events: evs, returning: seen() || undefined
     }).then(function (r) {
       if (!r.ok) throw new Error('decide ' + r.status);
       return r.json();
     }).then(function (res) {
       clearTimeout(t);
-      if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
+      if (res.cookie === 'missing') { enqueue(evs.length && consented() ? [{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }] : []); missing(); }
+      else if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
+      try { localStorage.setItem(SEEN, '1'); } catch (e) {}
       swap(res.blocks || {}, byslot, late);
       return res;
     }).catch(function () { clearTimeout(t); schedule(); return null; });
