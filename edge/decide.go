@@ -29,20 +29,20 @@ var parsers fastjson.ParserPool
 // valid until the handler returns (it points into fasthttp's and fastjson's
 // buffers).
 type request struct {
-	parser   *fastjson.Parser
-	visitor  []byte
+	parser  *fastjson.Parser
+	visitor []byte
 	// returning: the snippet had an answer on this browser before, so a
 	// request without the cookie means the cookie does not come back.
 	returning bool
-	contact  *fastjson.Value
-	slots    []string
-	events   *fastjson.Value
-	ctx      rules.Context
-	ua       []byte
-	in       rules.Input // kept here: passed by pointer, it would escape
-	decision rules.Decision
-	news     []profile.Assignment // first exposures to record, kept between requests
-	out      []byte               // the response body, kept between requests
+	contact   *fastjson.Value
+	slots     []string
+	events    *fastjson.Value
+	ctx       rules.Context
+	ua        []byte
+	in        rules.Input // kept here: passed by pointer, it would escape
+	decision  rules.Decision
+	news      []profile.Assignment // first exposures to record, kept between requests
+	out       []byte               // the response body, kept between requests
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
