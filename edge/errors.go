@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/rules"
@@ -133,7 +134,33 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, err error) {
 		b = appendJSONString(b, code)
 		b = append(b, `,"message":`...)
 		b = appendJSONString(b, msg)
+		var ie *profile.InputError
+		if errors.As(err, &ie) {
+			// Machine-readable: where the problem is, and which event of
+			// the batch, so that a client drops that event alone and
+			// sends the rest again (the snippet does).
+			b = append(b, `,"path":`...)
+			b = appendJSONString(b, ie.Path)
+			if i, ok := eventIndex(ie.Path); ok {
+				b = append(b, `,"event":`...)
+				b = strconv.AppendInt(b, int64(i), 10)
+			}
+		}
 		b = append(b, "}}"...)
 	}
 	ctx.SetBody(b)
+}
+
+// eventIndex returns i of a path that starts with events[i].
+func eventIndex(path string) (int, bool) {
+	rest, ok := strings.CutPrefix(path, "events[")
+	if !ok {
+		return 0, false
+	}
+	end := strings.IndexByte(rest, ']')
+	if end <= 0 {
+		return 0, false
+	}
+	i, err := strconv.Atoi(rest[:end])
+	return i, err == nil && i >= 0
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,4 +86,29 @@ func TestIdentifyMovesCookieToContact(t *testing.T) {
 	assert.NotEqual(t, bOld, string(b.cookie.Value()), "after the merge the cookie points at the surviving profile")
 	assert.Equal(t, string(a.cookie.Value()), string(b.cookie.Value()))
 	assert.Equal(t, "hero-sneakers", blockID(t, b, "home-hero"), "2 + 1 sneaker views, one profile")
+}
+
+// A rejected batch says which event was bad, in a form a client can act on:
+// "path" and the event's index "event" beside the message.
+func TestRejectedBatchNamesTheEvent(t *testing.T) {
+	h := newHarness(t, nil)
+	for _, tc := range []struct {
+		name, route, body, path string
+		event                   any
+	}{
+		{"events", "/v1/events", `{"events":[` + pageViews("/a", "/b") + `,{"type":"cart_add","sku":42},` + pageViews("/c") + `]}`, "events[2].sku", 2.0},
+		{"decide", "/v1/decide", `{"slots":["home-hero"],"events":[{"type":"page_view","url":"/a","colour":"red"}]}`, "events[0].colour", 0.0},
+		{"unknown season", "/v1/events", `{"events":[` + pageViews("/a") + `,{"type":"page_view","url":"/a","season":"easter"}]}`, "events[1].season", 1.0},
+		{"the batch as a whole", "/v1/events", `{"events":[` + pageViews(slices.Repeat([]string{"/a"}, 101)...) + `]}`, "events", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := call(t, h.public, "POST", tc.route, tc.body, nil)
+			require.Equal(t, 400, r.status, string(r.body))
+			e, ok := r.json(t)["error"].(map[string]any)
+			require.True(t, ok, string(r.body))
+			assert.Equal(t, tc.path, e["path"])
+			assert.Equal(t, tc.event, e["event"])
+			assert.Contains(t, e["message"], tc.path)
+		})
+	}
 }

@@ -19,7 +19,7 @@
     try { return localStorage.getItem(CK) === '1'; } catch (e) { return false; }
   }
   var BEHAVIOUR = { page_view: 1, click: 1, cart_add: 1, cart_remove: 1, purchase: 1, email_open: 1, email_click: 1, form_submit: 1 };
-  var timer = 0, backoff = 1000;
+  var timer = 0, backoff = 1000, single = false;
 
   function load() {
     try { return JSON.parse(localStorage.getItem(Q)) || []; } catch (e) { return []; }
@@ -49,18 +49,35 @@
   function flush(keepalive) {
     clearTimeout(timer); timer = 0;
     var q = load();
-    if (!q.length) return Promise.resolve();
-    return post('/v1/events', { events: strip(q), returning: seen() || undefined }, keepalive).then(function (r) {
-      if (r.ok) {
-        return r.json().then(function (j) {
-          if (j.cookie === 'missing') return missing(); // kept for a request that brings the cookie
-          take(q); backoff = 1000;
-        }, function () { take(q); });
-      }
-      if (r.status >= 400 && r.status < 500 && r.status !== 429) { take(q); return; } // rejected: never retried
+    if (!q.length) { single = false; return Promise.resolve(); }
+    var batch = single ? q.slice(0, 1) : q;
+    return post('/v1/events', { events: strip(batch), returning: seen() || undefined }, keepalive).then(function (r) {
+      if (!r.ok) return refused(r, batch);
+      return r.json().then(null, function () { return {}; }).then(function (j) {
+        if (j.cookie === 'missing') return missing(); // kept for a request that brings the cookie
+        take(batch); backoff = 1000;
+        if (batch.length < q.length) schedule();
+      });
+    }, function () { retry(backoff); });
+  }
+  // refused handles an answer that stored nothing of batch. 429 and 5xx are
+  // retried later. A batch rejected for one event (the 400 names its index
+  // in error.event) drops that event alone and sends the rest again at
+  // once; a rejection that names no event is narrowed down by sending one
+  // event at a time. Each step drops or delivers one, so this ends.
+  function refused(r, batch) {
+    if (r.status === 429 || r.status >= 500 || r.status < 400) {
       var ra = +r.headers.get('Retry-After');
       retry(ra > 0 ? ra * 1000 : backoff);
-    }, function () { retry(backoff); });
+      return Promise.resolve();
+    }
+    return r.json().then(null, function () { return {}; }).then(function (b) {
+      var i = b && b.error && b.error.event;
+      if (typeof i === 'number' && batch[i]) take([batch[i]]);
+      else if (batch.length === 1) take(batch);
+      else single = true;
+      schedule();
+    });
   }
   // The service's cookie did not come back although this browser had an
   // answer before: etalage is served from another site than the shop's, so
@@ -76,9 +93,10 @@
     clearTimeout(timer); timer = setTimeout(flush, ms);
   }
   function schedule() { if (!timer) timer = setTimeout(flush, 50); }
+  function id() { return Date.now().toString(36) + Math.random().toString(36).slice(2); }
   function push(ev) {
     if (BEHAVIOUR[ev.type] && !consented()) return;
-    ev._id = Date.now().toString(36) + Math.random().toString(36).slice(2);
+    ev._id = id();
     enqueue([ev]); schedule();
   }
 
@@ -116,25 +134,31 @@
       if (!byslot[s]) { byslot[s] = []; slots.push(s); }
       byslot[s].push(els[i]);
     }
+    // The page view rides on the decide; when the decide stores nothing
+    // (degraded, refused, or no answer) it joins the queue and is retried
+    // through /v1/events with the events queued before it.
     var queued = load();
-    var evs = (consented() ? [{ type: 'page_view', url: location.pathname }] : []).concat(strip(queued));
+    var pv = consented() ? { type: 'page_view', url: location.pathname, _id: id() } : null;
+    var evs = (pv ? [pv] : []).concat(queued);
     var late = false;
     var t = setTimeout(function () { late = true; }, timeout);
+    function keep() { if (pv) enqueue([pv]); }
     return post('/v1/decide', {
       slots: slots,
       context: { url: location.pathname + location.search, referrer: d.referrer, language: navigator.language },
-      events: evs, returning: seen() || undefined
+      events: strip(evs), returning: seen() || undefined
     }).then(function (r) {
-      if (!r.ok) throw new Error('decide ' + r.status);
-      return r.json();
-    }).then(function (res) {
+      if (r.ok) return r.json();
+      keep();
+      return refused(r, evs).then(function () { throw new Error('decide ' + r.status); });
+    }, function (e) { keep(); retry(backoff); throw e; }).then(function (res) {
       clearTimeout(t);
-      if (res.cookie === 'missing') { enqueue(evs.length && consented() ? [{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }] : []); missing(); }
-      else if (!res.degraded) take(queued); else { enqueue([{ type: 'page_view', url: location.pathname, _id: 'pv' + Date.now() }]); retry(backoff); }
+      if (res.cookie === 'missing') { keep(); missing(); } // nothing stored: kept for a request with the cookie
+      else if (!res.degraded) take(queued); else { keep(); retry(backoff); }
       try { localStorage.setItem(SEEN, '1'); } catch (e) {}
       swap(res.blocks || {}, byslot, late);
       return res;
-    }).catch(function () { clearTimeout(t); schedule(); return null; });
+    }).catch(function () { clearTimeout(t); return null; });
   }
 
   // swap fills each slot with its block; a slot without one keeps its

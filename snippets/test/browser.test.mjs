@@ -331,3 +331,106 @@ test('with the service down, slots keep their defaults and events wait for it', 
   await sent;
   await context.close();
 });
+
+async function me(page) { return (await page.request.get(BASE + '/demo/api/me')).json(); }
+async function queue(page) { return JSON.parse(await page.evaluate(() => localStorage.getItem('etalage:q')) || '[]'); }
+
+for (const [how, fail] of [
+  ['no answer', (route) => route.abort('connectionrefused')],
+  ['429', (route) => route.fulfill({ status: 429, headers: { 'Retry-After': '1' }, contentType: 'application/json', body: '{"error":{"code":"rate_limited","message":"slow down"}}' })],
+  ['503', (route) => route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"down"}}' })],
+  ['500', (route) => route.fulfill({ status: 500, contentType: 'application/json', body: '{"error":{"code":"internal","message":"internal error"}}' })],
+]) {
+  test(`the page view of a decide that fails (${how}) is retried through /v1/events`, async () => {
+    const { context, page } = await newPage();
+    await visit(page, '/demo/'); // a visitor with a cookie
+    await page.route('**/v1/decide', fail);
+    const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/running'), { timeout: 8000 });
+    await page.goto(BASE + '/demo/c/running');
+    await page.waitForFunction(() => window.etalage && window.etalage.ready);
+    assert.equal(await page.evaluate(() => window.etalage.ready), null, 'no decision');
+    const req = await delivered;
+    assert.equal((await req.response()).status(), 202);
+    const views = JSON.parse(req.postData()).events.filter((e) => e.type === 'page_view' && e.url === '/demo/c/running');
+    assert.equal(views.length, 1, 'the page view once');
+    await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]');
+    const p = await me(page);
+    assert.ok(p.profile.primary.behaviour.some((c) => c.event === 'page_view' && c.url === '/demo/c/running'), 'stored');
+    await context.close();
+  });
+}
+
+test('a batch rejected for one event drops that event alone and delivers the rest', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  await page.route('**/v1/events', (route) => route.abort());
+  await page.evaluate(() => {
+    window.etalage.track('interest', { name: 'first' });
+    window.etalage.track('cart_add', { sku: 42 }); // not a string: the service refuses it
+    window.etalage.track('interest', { name: 'last' });
+  });
+  await page.waitForTimeout(150); // queued together, the flush failed
+  assert.equal((await queue(page)).length, 3);
+  await page.unroute('**/v1/events');
+  const rejected = page.waitForResponse((r) => r.url().endsWith('/v1/events') && r.status() === 400);
+  const delivered = page.waitForResponse((r) => r.url().endsWith('/v1/events') && r.status() === 202);
+  await page.evaluate(() => window.etalage.flush());
+  const body = await (await rejected).json();
+  assert.equal(body.error.event, 1, 'the answer names the bad event');
+  assert.equal(body.error.path, 'events[1].sku');
+  const sent = JSON.parse((await delivered).request().postData()).events;
+  assert.deepEqual(sent.map((e) => e.name || e.sku), ['first', 'last'], 'the valid events go again, the bad one not');
+  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]');
+  const p = await me(page);
+  assert.ok(p.profile.primary.interests.first && p.profile.primary.interests.last, JSON.stringify(p.profile.primary.interests));
+  await context.close();
+});
+
+test('a rejection that names no event is narrowed down one event at a time', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  await page.route('**/v1/events', (route) => route.abort());
+  await page.evaluate(() => {
+    window.etalage.track('interest', { name: 'one' });
+    window.etalage.track('cart_add', { sku: 42 });
+    window.etalage.track('interest', { name: 'two' });
+  });
+  await page.waitForTimeout(150);
+  await page.unroute('**/v1/events');
+  let first = true;
+  const batches = [];
+  await page.route('**/v1/events', (route) => {
+    batches.push(JSON.parse(route.request().postData()).events.length);
+    if (first) { first = false; return route.fulfill({ status: 400, contentType: 'application/json', body: '{"error":{"code":"invalid","message":"bad request"}}' }); }
+    return route.continue();
+  });
+  await page.evaluate(() => window.etalage.flush());
+  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]', null, { timeout: 5000 });
+  assert.deepEqual(batches, [3, 1, 1, 1], 'the batch, then one by one');
+  const p = await me(page);
+  assert.ok(p.profile.primary.interests.one && p.profile.primary.interests.two, JSON.stringify(p.profile.primary.interests));
+  await context.close();
+});
+
+test('a decide refused for a queued event keeps the page view and the other events', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  await page.route('**/v1/events', (route) => route.abort());
+  await page.evaluate(() => {
+    window.etalage.track('cart_add', { sku: 42 });
+    window.etalage.track('interest', { name: 'kept' });
+  });
+  await page.waitForTimeout(150);
+  await page.unroute('**/v1/events');
+  const refused = page.waitForResponse((r) => r.url().endsWith('/v1/decide') && r.status() === 400);
+  const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/toys'), { timeout: 8000 });
+  await page.goto(BASE + '/demo/c/toys');
+  assert.equal((await (await refused).json()).error.event, 1, 'the page view is events[0], the bad queued event events[1]');
+  const sent = JSON.parse((await delivered).postData()).events;
+  assert.deepEqual(sent.map((e) => e.type).sort(), ['interest', 'page_view']);
+  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]');
+  const p = await me(page);
+  assert.ok(p.profile.primary.interests.kept);
+  assert.ok(p.profile.primary.behaviour.some((c) => c.event === 'page_view' && c.url === '/demo/c/toys'));
+  await context.close();
+});
