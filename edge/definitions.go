@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -41,20 +42,61 @@ func (s *Server) loadDefinitions(ctx context.Context) error {
 		return s.loadFile(sctx, stored, rev, reachable)
 	}
 	if stored != nil {
-		set, err := rules.Compile(stored)
+		set, err := s.compile(stored)
 		if err == nil {
 			s.swap(set, stored, rev)
 			return nil
 		}
 		s.log.Error("stored definitions do not compile; using the demo", "revision", rev, "err", err)
 	}
-	demo := rules.Demo()
+	demo := s.demo()
 	set, err := rules.Compile(demo)
 	if err != nil {
 		return fmt.Errorf("demo definitions: %w", err)
 	}
 	s.swap(set, demo, 0)
 	return nil
+}
+
+// demo returns the demo definitions; on a node that can sign webhooks
+// they send cart abandoners and Sinterklaas gift buyers to the demo
+// receiver on this node's admin listener (without a key, no webhook).
+func (s *Server) demo() []byte {
+	doc := rules.Demo()
+	if s.cfg.Triggers == nil || !s.cfg.Triggers.CanSign() {
+		return doc
+	}
+	addr := "127.0.0.1:8081"
+	if s.cfg.AdminAddr != "" {
+		addr = loopbackAddr(s.cfg.AdminAddr)
+	}
+	return append(doc, rules.DemoWebhooks("http://"+addr+DemoReceiverPath)...)
+}
+
+// loopbackAddr turns a listening address (":8081", "0.0.0.0:8081") into
+// one to call it on.
+func loopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// compile compiles a document for this node: a document with webhooks
+// needs a signing key.
+func (s *Server) compile(doc []byte) (*rules.Set, error) {
+	set, err := rules.Compile(doc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.webhookProblem(set); err != nil {
+		return nil, err
+	}
+	return set, nil
 }
 
 // FileDigest names a definitions file by its content, as the store
@@ -68,7 +110,7 @@ func FileDigest(doc []byte) string {
 // the log line says which and why.
 func (s *Server) loadFile(ctx context.Context, stored []byte, rev int64, reachable bool) error {
 	doc := s.cfg.Definitions
-	set, err := rules.Compile(doc)
+	set, err := s.compile(doc)
 	if err != nil {
 		return fmt.Errorf("definitions: %w", err)
 	}
@@ -87,7 +129,7 @@ func (s *Server) loadFile(ctx context.Context, stored []byte, rev int64, reachab
 			s.swap(set, doc, rev)
 			return nil
 		}
-		if sset, err := rules.Compile(stored); err == nil {
+		if sset, err := s.compile(stored); err == nil {
 			s.log.Info("definitions: the --definitions file was applied at an earlier start; running the newer stored revision instead (change the file, or apply it with etalage apply, to use it)",
 				"file", name, "file_revision", frev, "revision", rev)
 			s.swap(sset, stored, rev)
@@ -129,6 +171,9 @@ func (s *Server) swap(set *rules.Set, doc []byte, rev int64) {
 		AnonymousTTL:  s.cfg.AnonymousTTL,
 		KnownTTL:      s.cfg.KnownTTL,
 	})
+	if s.cfg.Triggers != nil {
+		pol.Watcher = s.cfg.Triggers.Watcher(set)
+	}
 	s.defs.Store(&defs{set: set, policy: pol, doc: doc, rev: rev, noSeasons: make([]*profile.Profile, len(pol.Seasons)), blockJSON: encodeStaticBlocks(set)})
 	s.metrics.definitionsSwaps.Inc()
 }
@@ -144,7 +189,7 @@ type applyOptions struct {
 // the running one is no new revision (changed false); with an expected
 // revision that is no longer current it answers a conflict.
 func (s *Server) applyDefinitions(ctx context.Context, doc []byte, o applyOptions) (rev int64, changed bool, err error) {
-	set, err := rules.Compile(doc)
+	set, err := s.compile(doc)
 	if err != nil {
 		return 0, false, err
 	}
@@ -189,7 +234,7 @@ func (s *Server) pollDefinitions() {
 		if err != nil {
 			continue
 		}
-		set, err := rules.Compile(doc)
+		set, err := s.compile(doc)
 		if err != nil {
 			failed = rev
 			s.log.Error("stored definitions do not compile; keeping the running ones", "revision", rev, "err", err)

@@ -28,6 +28,7 @@ type metrics struct {
 	rateLimited            *vm.Counter
 	definitionsSwaps       *vm.Counter
 	identifies             map[string]*vm.Counter // by proof outcome (token.go)
+	exports                *vm.Counter
 	exposures              *vm.Counter
 }
 
@@ -59,6 +60,7 @@ func newMetrics() *metrics {
 		storeErrors:      set.NewCounter("etalage_store_errors_total"),
 		rateLimited:      set.NewCounter("etalage_rate_limited_total"),
 		definitionsSwaps: set.NewCounter("etalage_definitions_swaps_total"),
+		exports:          set.NewCounter("etalage_segment_exports_total"),
 		exposures:        set.NewCounter("etalage_experiment_exposures_total"),
 	}
 }
@@ -100,5 +102,8 @@ func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	s.metrics.set.WritePrometheus(ctx)
+	if s.cfg.Triggers != nil {
+		s.cfg.Triggers.WriteMetrics(ctx)
+	}
 	vm.WriteProcessMetrics(ctx)
 }

@@ -31,6 +31,9 @@ const (
 	rExperiments = "experiments"
 	rHoldout     = "holdout"
 	rPprof       = "pprof"
+	rWebhooks    = "webhooks"
+	rClock       = "clock"
+	rDemoInbox   = "demo_inbox"
 	rPreview     = "preview"
 	rOverview    = "overview"
 	rNotFound    = "not_found"
@@ -50,7 +53,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rPreview, rOverview, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -157,6 +160,12 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rSegments
 	case path == "/admin/v1/explain":
 		route = rExplain
+	case path == "/admin/v1/webhooks" || strings.HasPrefix(path, "/admin/v1/webhooks/"):
+		route = rWebhooks
+	case path == "/admin/v1/clock":
+		route = rClock
+	case s.cfg.Demo && (path == DemoReceiverPath || path == "/admin/v1"+DemoReceiverPath):
+		route = rDemoInbox
 	case strings.HasPrefix(path, "/admin/v1/experiments/"):
 		route = rExperiments
 	case path == "/admin/v1/holdout":
@@ -180,6 +189,12 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case rMetrics:
 		s.serveMetrics(ctx)
 		return
+	case rDemoInbox:
+		if path == DemoReceiverPath {
+			// Deliveries carry a signature, not the admin token.
+			s.serveDemoReceiver(ctx, s.authorizeAdmin(ctx) == nil)
+			return
+		}
 	}
 	if err := s.authorizeAdmin(ctx); err != nil {
 		s.writeError(ctx, err)
@@ -195,6 +210,18 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveSegment(ctx, strings.TrimPrefix(path, "/admin/v1/segments/"))
 	case rExplain:
 		s.serveExplain(ctx)
+	case rWebhooks:
+		s.serveWebhooks(ctx, strings.TrimPrefix(strings.TrimPrefix(path, "/admin/v1/webhooks"), "/"))
+	case rClock:
+		s.serveClock(ctx)
+	case rDemoInbox:
+		// The same inbox under /admin/v1/, where the console's session
+		// signs a browser in; deliveries go to DemoReceiverPath.
+		if !ctx.IsGet() {
+			s.methodNotAllowed(ctx, "GET")
+			break
+		}
+		s.serveDemoReceiver(ctx, true)
 	case rExperiments:
 		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
 	case rHoldout:

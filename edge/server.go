@@ -45,6 +45,9 @@ type Config struct {
 	AnonymousTTL   time.Duration // default 90 days
 	KnownTTL       time.Duration // default 400 days
 
+	Triggers  Triggers // webhook delivery (package trigger); nil: definitions with webhooks are refused
+	Clock     Clock    // set when the clock is frozen (--now): POST /admin/v1/clock moves it
+	AdminAddr string   // the admin listener's address, for the demo definitions' webhook URL
 	// AdminWrap, when set, wraps the admin listener's handler: cmd puts
 	// the console in front of the admin API this way.
 	AdminWrap func(fasthttp.RequestHandler) fasthttp.RequestHandler
@@ -122,6 +125,7 @@ type Server struct {
 	limiter  *limiter
 	metrics  *metrics
 	defs     atomic.Pointer[defs]
+	inbox    demoInbox  // the demo webhook receiver's last messages
 	applyMu  sync.Mutex // serialises definitions swaps from PUT and the poller
 	counts   countJobs  // exact segment counts running in the background
 

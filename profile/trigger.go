@@ -114,3 +114,39 @@ func (s *Service) UpdateTrigger(ctx context.Context, pid string, pol *Policy, fn
 		return nil
 	}
 }
+
+// FieldValue returns a profile field as JSON carries it to other systems
+// (webhook payloads, exports): text, number, bool, a date as YYYY-MM-DD, a
+// list as an array; "email" and "customer_id" are the identifiers.
+func (p *Profile) FieldValue(name string) (any, bool) {
+	switch name {
+	case "email":
+		return p.Email, p.Email != ""
+	case "customer_id":
+		return p.CustomerID, p.CustomerID != ""
+	}
+	f, ok := p.Fields[name]
+	if !ok {
+		return nil, false
+	}
+	v := f.Value
+	switch v.Kind {
+	case KindString:
+		return v.Str, true
+	case KindNumber:
+		return v.Num, true
+	case KindBool:
+		return v.Num != 0, true
+	case KindDate:
+		return time.Unix(v.Time, 0).UTC().Format(time.DateOnly), true
+	case KindList:
+		return append([]string{}, v.List...), true
+	}
+	return nil, false
+}
+
+// IsContact reports whether p is a known contact that may be handed to other
+// systems: linked by a proven identify, with an e-mail address or customer id.
+func (p *Profile) IsContact() bool {
+	return p != nil && p.Known && (p.Email != "" || p.CustomerID != "")
+}

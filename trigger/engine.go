@@ -95,6 +95,7 @@ type Engine struct {
 
 	mu       sync.Mutex
 	openTill map[string]time.Time // per webhook: a recent failure defers attempts until then
+	inflight map[string]bool      // profiles this node's workers are on
 
 	metrics    *vm.Set
 	deliveries *vm.Counter
@@ -118,6 +119,7 @@ func New(cfg Config) *Engine {
 		kick:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		openTill:   map[string]time.Time{},
+		inflight:   map[string]bool{},
 		metrics:    set,
 		deliveries: set.NewCounter(`etalage_webhook_deliveries_total{result="delivered"}`),
 		failures:   set.NewCounter(`etalage_webhook_deliveries_total{result="error"}`),
@@ -287,6 +289,25 @@ func (e *Engine) work() {
 // delivers what is due, in order per webhook, and releases the claim with
 // the next moment it needs a look.
 func (e *Engine) process(c profile.Claim) {
+	// A claim whose lease ran out (a clock moved on, a worker stuck on a
+	// slow receiver) can be claimed again while this node is still on it:
+	// never work on one profile twice at once, which could send a later
+	// change before an earlier one.
+	e.mu.Lock()
+	busy := e.inflight[c.PID]
+	e.inflight[c.PID] = true
+	e.mu.Unlock()
+	if busy {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.cfg.Store.Release(rctx, c, e.cfg.Now().Add(time.Second))
+		return
+	}
+	defer func() {
+		e.mu.Lock()
+		delete(e.inflight, c.PID)
+		e.mu.Unlock()
+	}()
 	started := time.Now()
 	budget := e.cfg.Lease / 2
 	ctx, cancel := context.WithTimeout(context.Background(), budget)
@@ -529,4 +550,13 @@ func (e *Engine) Status(ctx context.Context, id string) (profile.TriggerCounts, 
 		return c, fmt.Errorf("webhook status: %w", err)
 	}
 	return c, nil
+}
+
+// Sign returns the webhook-signature of a payload, "" without a key (the
+// demo receiver checks deliveries with it).
+func (e *Engine) Sign(id string, ts time.Time, body []byte) string {
+	if e.cfg.Signer == nil {
+		return ""
+	}
+	return e.cfg.Signer.Sign(id, ts, body)
 }

@@ -76,23 +76,17 @@ type watcher struct {
 	set *rules.Set
 }
 
-// known reports whether p is a contact webhooks may hear about: linked by a
-// proven identify and carrying an e-mail address or customer id.
-func known(p *profile.Profile) bool {
-	return p != nil && p.Known && (p.Email != "" || p.CustomerID != "")
-}
-
 // Watch compares the listed segments' answers on the profile as it will be
 // stored with what each webhook was last told, queues a change for every
 // difference, and works out when to look again.
 func (w *watcher) Watch(snap *profile.Snapshot, now time.Time) profile.Watch {
 	p := snap.Primary
-	if !known(p) && snap.Trigger.Version == 0 {
+	if !p.IsContact() && snap.Trigger.Version == 0 {
 		return profile.Watch{}
 	}
 	st := decodeState(snap.Trigger.Data)
 	in := &rules.Input{Profile: p, Seasonal: snap.Seasonal, Now: now}
-	isKnown := known(p)
+	isKnown := p.IsContact()
 	queued := 0
 	flip := int64(0)
 	members := map[string][]string{}
@@ -182,38 +176,9 @@ func fieldsOf(p *profile.Profile, wh rules.Webhook, consented bool) map[string]a
 		return out
 	}
 	for _, name := range wh.Fields {
-		if v, ok := fieldValue(p, name); ok {
+		if v, ok := p.FieldValue(name); ok {
 			out[name] = v
 		}
 	}
 	return out
-}
-
-// fieldValue returns a profile field as JSON wants it: text, number, bool,
-// a date as YYYY-MM-DD, a list as an array.
-func fieldValue(p *profile.Profile, name string) (any, bool) {
-	switch name {
-	case "email":
-		return p.Email, p.Email != ""
-	case "customer_id":
-		return p.CustomerID, p.CustomerID != ""
-	}
-	f, ok := p.Fields[name]
-	if !ok {
-		return nil, false
-	}
-	v := f.Value
-	switch v.Kind {
-	case profile.KindString:
-		return v.Str, true
-	case profile.KindNumber:
-		return v.Num, true
-	case profile.KindBool:
-		return v.Num != 0, true
-	case profile.KindDate:
-		return time.Unix(v.Time, 0).UTC().Format(time.DateOnly), true
-	case profile.KindList:
-		return append([]string{}, v.List...), true
-	}
-	return nil, false
 }

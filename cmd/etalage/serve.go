@@ -21,6 +21,7 @@ import (
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/profile/embeddedstore"
 	"github.com/etalage/etalage/profile/redisstore"
+	"github.com/etalage/etalage/trigger"
 )
 
 // Main is the serve command: it parses the configuration, opens the store,
@@ -33,10 +34,11 @@ type Main struct {
 	AdminAddr  string // the admin listener's address once running
 	PublicAddr string // the public listener's address once running
 
-	store  profile.Store
-	server *edge.Server
-	done   chan error
-	log    *slog.Logger
+	store    profile.Store
+	server   *edge.Server
+	triggers *trigger.Engine
+	done     chan error
+	log      *slog.Logger
 }
 
 // NewMain returns a Main writing logs to stderr.
@@ -49,6 +51,8 @@ type options struct {
 	listen, adminListen, store, definitions, secret string
 	adminToken, apiKey, consent, allowedOrigins     string
 	identityKey                                     string
+	webhookKey                                      string
+	webhookRetryMin                                 time.Duration
 	now, demo, logFormat, cacheSize, clientIPHeader string
 	cookieSecure, dev                               bool
 	storeDeadline, writeDeadline, cacheTTL          time.Duration
@@ -66,6 +70,8 @@ func (m *Main) flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.secret, "secret", "", "cookie signing keys, comma-separated, the first signs (generated and kept in embedded mode; required with Redis)")
 	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token for the admin listener (required unless it is loopback-only and --dev is set; when missing: kept in <data dir>/admin-token in embedded mode, else shown once on the terminal)")
 	fs.StringVar(&o.apiKey, "api-key", "", "key for server-side callers: events naming a contact, past ts (none: such calls are refused)")
+	fs.StringVar(&o.webhookKey, "webhook-key", "", "Standard Webhooks signing secret (whsec_…) for outgoing webhooks; required when the definitions hold webhooks (generated and kept in embedded mode)")
+	fs.DurationVar(&o.webhookRetryMin, "webhook-retry-min", 5*time.Second, "first webhook retry delay; it doubles up to an hour, for 24 hours")
 	fs.StringVar(&o.identityKey, "identity-key", "", "keys that verify identity tokens from the shop backend (HS256 JWTs), comma-separated, the first signs (none: browsers cannot prove an identity)")
 	fs.BoolVar(&o.cookieSecure, "cookie-secure", true, "set the Secure flag on the visitor cookie")
 	fs.StringVar(&o.consent, "consent", "implied", "implied, or required: no behaviour stored before profiling consent")
@@ -201,12 +207,22 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	}
 	cons := console.New(console.Config{SignInToken: consoleToken, APIToken: cfg.AdminToken})
 	cfg.AdminWrap = cons.Wrap
-	m.Config = cfg
-	srv, err := edge.New(ctx, m.store, cfg)
+	signer, err := m.webhookSigner(o.webhookKey, dir)
 	if err != nil {
+		m.store.Close()
+		m.store = nil
 		return err
 	}
-	m.server = srv
+	m.triggers = trigger.New(trigger.Config{
+		Store:    m.store.(profile.TriggerStore),
+		Signer:   signer,
+		Now:      cfg.Now,
+		Logger:   log,
+		RetryMin: o.webhookRetryMin,
+	})
+	cfg.Triggers = m.triggers
+	// Listening comes first: the demo definitions' webhook points at the
+	// admin listener's real address.
 	pub, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", o.listen, err)
@@ -217,6 +233,16 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen %s: %w", o.adminListen, err)
 	}
 	m.PublicAddr, m.AdminAddr = pub.Addr().String(), adm.Addr().String()
+	cfg.AdminAddr = m.AdminAddr
+	m.Config = cfg
+	srv, err := edge.New(ctx, m.store, cfg)
+	if err != nil {
+		pub.Close()
+		adm.Close()
+		return err
+	}
+	m.server = srv
+	m.triggers.Start(srv.Current, srv.Profiles())
 	m.done = make(chan error, 1)
 	go func() { m.done <- srv.Serve(pub, adm) }()
 	log.Info("etalage serving", "public", m.PublicAddr, "admin", m.AdminAddr, "store", kind, "demo", cfg.Demo)
@@ -289,7 +315,11 @@ func (m *Main) config(o *options) (edge.Config, error) {
 		if err != nil {
 			return cfg, usagef("--now %q: an RFC 3339 time like 2026-11-24T12:00:00+01:00", o.now)
 		}
-		cfg.Now = func() time.Time { return t }
+		c := newFrozenClock(t)
+		cfg.Now, cfg.Clock = c.Now, c
+	}
+	if o.webhookRetryMin <= 0 {
+		return cfg, usagef("--webhook-retry-min must be positive")
 	}
 	size, err := parseBytes(o.cacheSize)
 	if err != nil {
@@ -329,6 +359,10 @@ func (m *Main) Close() error {
 		<-m.done
 		m.server = nil
 	}
+	if m.triggers != nil {
+		m.triggers.Close()
+		m.triggers = nil
+	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 		m.store = nil
@@ -337,6 +371,37 @@ func (m *Main) Close() error {
 		m.log.Info("etalage stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// webhookSigner returns the signer of outgoing webhooks: from
+// --webhook-key, else in embedded mode a key generated once and kept in the
+// data directory (like the cookie key), else none (definitions with
+// webhooks are then refused).
+func (m *Main) webhookSigner(key, dir string) (*trigger.Signer, error) {
+	if key == "" && dir != "" {
+		path := filepath.Join(dir, "webhook-key")
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			key = strings.TrimSpace(string(b))
+		case os.IsNotExist(err):
+			key = trigger.NewSecret()
+			if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("write webhook key: %w", err)
+			}
+			m.log.Info("generated a webhook signing key; receivers verify with it", "file", path)
+		default:
+			return nil, fmt.Errorf("read webhook key: %w", err)
+		}
+	}
+	if key == "" {
+		return nil, nil
+	}
+	s, err := trigger.NewSigner(key)
+	if err != nil {
+		return nil, usagef("--webhook-key: %v", err)
+	}
+	return s, nil
 }
 
 // keptSecret reads the cookie key kept in the embedded store's directory,
