@@ -48,12 +48,19 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), adminDeadline)
 	defer cancel()
+	d := s.defs.Load()
+	if ctx.IsDelete() && (strings.HasPrefix(ref, "email:") || strings.HasPrefix(ref, "customer:")) {
+		// Erasing an identifier reaches further than the profile it links
+		// to: unproven claims of it on other profiles go too, and a link
+		// whose profile expired.
+		s.eraseIdentifier(ctx, cctx, ref, d)
+		return
+	}
 	pid, err := s.resolve(cctx, ref)
 	if err != nil {
 		s.writeError(ctx, err)
 		return
 	}
-	d := s.defs.Load()
 	switch {
 	case ctx.IsGet():
 		out, err := s.profiles.Export(cctx, pid, d.policy)
@@ -63,29 +70,71 @@ func (s *Server) serveProfile(ctx *fasthttp.RequestCtx, ref string) {
 		}
 		s.writeJSON(ctx, fasthttp.StatusOK, out)
 	case ctx.IsDelete():
-		// Every visitor id of the person (the profile and the browsers
-		// merged into it) is remembered as erased, so that none of those
-		// browsers brings its id back: each starts a new visitor.
-		ids := []string{pid}
-		if snap, err := s.profiles.Load(cctx, pid, d.policy); err == nil {
-			ids = append(append(ids, snap.Primary.ID), snap.Primary.Aliases...)
-		}
-		if err := s.profiles.Erase(cctx, pid); err != nil {
+		ids := s.personIDs(cctx, pid, d)
+		if err := s.profiles.Erase(cctx, pid, d.policy); err != nil {
 			s.writeError(ctx, err)
 			return
 		}
-		for _, id := range ids {
-			s.cache.del(id)
-			if _, err := s.store.Link(cctx, erasedKey(id), id, cookieMaxAge*time.Second); err != nil {
-				s.writeError(ctx, err)
-				return
-			}
+		if err := s.rememberErased(cctx, ids); err != nil {
+			s.writeError(ctx, err)
+			return
 		}
 		s.log.Info("profile erased", "profile", pid)
 		s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"erased": pid})
 	default:
 		s.methodNotAllowed(ctx, "GET, DELETE")
 	}
+}
+
+// eraseIdentifier answers DELETE /admin/v1/profiles/{email:…|customer:…}.
+func (s *Server) eraseIdentifier(ctx *fasthttp.RequestCtx, cctx context.Context, ref string, d *defs) {
+	pid, err := s.profiles.Resolve(cctx, ref)
+	if errors.Is(err, profile.ErrInvalid) {
+		s.writeError(ctx, errorf(ECodeInvalid, "a profile reference is a visitor value, email:<address>, customer:<id> or a profile id"))
+		return
+	}
+	var ids []string
+	if pid != "" {
+		ids = s.personIDs(cctx, pid, d)
+	}
+	err = s.profiles.Erase(cctx, ref, d.policy)
+	if errors.Is(err, profile.ErrNotFound) {
+		s.writeError(ctx, errorf(ECodeNotFound, "no profile for this reference"))
+		return
+	}
+	if err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	if err := s.rememberErased(cctx, ids); err != nil {
+		s.writeError(ctx, err)
+		return
+	}
+	kind, _, _ := strings.Cut(ref, ":")
+	s.log.Info("profile erased", "by", kind, "profile", pid)
+	s.writeJSON(ctx, fasthttp.StatusOK, map[string]any{"erased": pid})
+}
+
+// personIDs are every visitor id of the person whose profile is pid: the
+// profile and the browsers merged into it.
+func (s *Server) personIDs(ctx context.Context, pid string, d *defs) []string {
+	ids := []string{pid}
+	if snap, err := s.profiles.Load(ctx, pid, d.policy); err == nil {
+		ids = append(append(ids, snap.Primary.ID), snap.Primary.Aliases...)
+	}
+	return ids
+}
+
+// rememberErased marks each id as erased, so that none of the person's
+// browsers brings its id back: each starts a new visitor.
+func (s *Server) rememberErased(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		s.cache.del(id)
+		if _, err := s.store.Link(ctx, erasedKey(id), "erased", cookieMaxAge*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serveSegment answers GET /admin/v1/segments/{id}/members?cursor=&limit=

@@ -3,7 +3,9 @@ package edge
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"strconv"
 
 	"github.com/etalage/etalage/profile"
@@ -52,7 +54,13 @@ func (s *Server) setVisitorCookie(ctx *fasthttp.RequestCtx, pid string) string {
 // of the person (the id is random) and lives as long as a cookie could, so
 // that the erased browser's next request starts a new visitor instead of
 // bringing the id back.
-func erasedKey(pid string) string { return "erased:" + pid }
+//
+// The key holds a hash of the id and no value: after an erasure no key
+// holds or points at the person, yet the erased cookie is recognised.
+func erasedKey(pid string) string {
+	sum := sha256.Sum256([]byte(pid))
+	return "erased:" + hex.EncodeToString(sum[:])
+}
 
 // wasErased reports whether pid's profile was erased. It is asked only for
 // profiles that hold nothing, so it costs nothing on the usual path.

@@ -565,6 +565,16 @@ func (p *program) burst() {
 			ops = append(ops, o)
 		}
 	}
+	for _, i := range chosen {
+		if id := identifying[p.devices[i]]; id != nil && p.devices[i].home.person >= 0 {
+			continue // a known visitor moving: alone
+		}
+		if p.rng.IntN(100) < 15 {
+			// An address typed into a form: an unproven claim, kept as a
+			// field of the browser's own profile, counted nowhere.
+			ops = append(ops, &op{dev: p.devices[i], kind: "claim", person: p.rng.IntN(nPersons)})
+		}
+	}
 	if p.rng.IntN(100) < 30 {
 		person := p.rng.IntN(nPersons)
 		if m := p.persons[person]; !targets[person] && (m == nil || m.allowed()) {
@@ -694,6 +704,8 @@ func (p *program) send(o *op) {
 			ident += fmt.Sprintf(`,"customer_id":%q`, customer(o.person))
 		}
 		body = fmt.Sprintf(`{"visitor":%q,"events":[{"type":"identify",%s}]}`, cookie, ident)
+	case "claim":
+		body = fmt.Sprintf(`{"events":[{"type":"identify","email":%q}]}`, email(o.person))
 	case "open":
 		trusted = true
 		body = fmt.Sprintf(`{"contact":{"email":%q},"events":[{"type":"email_open","campaign":%q}]}`, email(o.person), campaign(o.person))
@@ -1057,6 +1069,13 @@ func (p *program) checkKeys(erased *erasure) {
 				t.Errorf("step %d: %s kept after profiling was withdrawn", p.steps, k.name)
 			}
 		case "link":
+			if strings.HasPrefix(k.ident, "erased:") {
+				// An erased visitor id's tombstone: a hash, no profile.
+				if k.expires == 0 {
+					t.Errorf("step %d: %s has no TTL", p.steps, k.name)
+				}
+				continue
+			}
 			linked[k.ident] = k.pid
 			r := prim[k.pid]
 			switch {

@@ -17,6 +17,10 @@ const (
 	Identify
 	InterestEvent
 	ConsentEvent
+
+	// dropClaim removes an unproven claim of Email or Customer (erasure);
+	// never decoded from outside.
+	dropClaim EventType = 255
 )
 
 var eventNames = [...]string{

@@ -93,7 +93,7 @@ type frozen struct {
 // New identifiers are linked to the chosen profile before anything is
 // written; a racing identify that linked one first wins and the decision is
 // taken again.
-func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev *Event, pol *Policy) (*identity, error) {
+func (s *Service) identify(ctx context.Context, pid string, ev *Event, pol *Policy) (*identity, error) {
 	var refs [2]string // customer, email
 	if ev.Customer != "" {
 		refs[0] = "customer:" + ev.Customer
@@ -118,22 +118,17 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 			s.unlinkAll(id)
 			return nil, fmt.Errorf("identify: %w", ErrConflict)
 		}
-		vis := cached
-		if !vis.fits(pid, pol) || vis.forward != "" {
-			var err error
-			if vis, err = s.read(ctx, pid, pol); err != nil {
-				s.unlinkAll(id)
-				return nil, err
-			}
+		// The decision reads the store, never a cached snapshot: a stale
+		// one (another node made the visitor known meanwhile) would decide
+		// wrongly, and identifies are rare enough to afford the read.
+		vis, err := s.read(ctx, pid, pol)
+		if err != nil {
+			s.unlinkAll(id)
+			return nil, err
 		}
-		self := pid
 		if vis.forward != "" {
 			// The visitor was merged already: it identifies from where it lives.
-			self, cached = vis.forward, nil
-			if vis, err := s.read(ctx, self, pol); err == nil && vis.forward == "" {
-				cached = vis
-			}
-			pid = self
+			pid = vis.forward
 			continue
 		}
 		var owners [2]string
@@ -196,7 +191,6 @@ func (s *Service) identify(ctx context.Context, pid string, cached *Snapshot, ev
 			// links this one made go too, or they would pull the decision
 			// their way: the identifiers of one identify end on one profile.
 			s.unlinkAll(id)
-			cached = vis
 			continue
 		}
 		if target != pid && !p.Known {
@@ -309,3 +303,8 @@ func DecodeRecord(data []byte) (p *Profile, forward string, err error) {
 	p, err = Decode(data)
 	return p, "", err
 }
+
+// LinkKey returns the key an identifier reference ("email:<address>",
+// "customer:<id>") has in a Store's links and claim notes: e-mail
+// addresses hashed, so that no address appears in a key name.
+func LinkKey(ref string) (string, error) { return linkKey(ref) }

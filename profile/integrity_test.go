@@ -175,7 +175,7 @@ func TestOneIdentifierOneProfile(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "own"+string(rune('a'+i))+"@example.nl", own.Primary.Email, "known profiles are never merged")
 		}
-		require.NoError(t, svc.Erase(ctx, "email:shared@example.nl"))
+		require.NoError(t, svc.Erase(ctx, "email:shared@example.nl", pol))
 		assert.Empty(t, holders(t, svc, st, "shared@example.nl", ""), "erasure leaves no profile with the address")
 	})
 }
@@ -206,7 +206,7 @@ func TestReidentifyWithAnotherContactsCustomerID(t *testing.T) {
 			assert.Equal(t, want, got, ref)
 		}
 
-		require.NoError(t, svc.Erase(ctx, "email:a@example.nl"))
+		require.NoError(t, svc.Erase(ctx, "email:a@example.nl", pol))
 		for _, ref := range []string{"email:a@example.nl", "customer:D"} {
 			_, err := svc.Resolve(ctx, ref)
 			assert.ErrorIs(t, err, profile.ErrNotFound, "%s erased with its profile", ref)
@@ -338,7 +338,7 @@ func TestEraseRemovesMergedVisitors(t *testing.T) {
 			_, err = svc.Record(ctx, d, nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "gone@example.nl", Customer: "77"}}, pol)
 			require.NoError(t, err)
 		}
-		require.NoError(t, svc.Erase(ctx, "customer:77"))
+		require.NoError(t, svc.Erase(ctx, "customer:77", pol))
 		for _, pid := range append(devices, contact) {
 			recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
 			require.NoError(t, err)
@@ -415,5 +415,49 @@ func TestNewContactRacingEvents(t *testing.T) {
 			}
 			assert.Equal(t, uint32(n), opens, "round %d: every open", round)
 		}
+	})
+}
+
+// TestEraseRemovesUnprovenClaims: an address typed into a form on some
+// browser (an unproven identify, kept as a field) goes with the erasure of
+// that address, as does the note that found it; the browser's own profile
+// stays. An erasure that finds only claims still succeeds.
+func TestEraseRemovesUnprovenClaims(t *testing.T) {
+	stores(t, func(t *testing.T, svc *profile.Service, st profile.Store) {
+		ctx := context.Background()
+		pol := policy()
+		contact, err := svc.Contact(ctx, "email:claimed@example.nl", pol)
+		require.NoError(t, err)
+		var browsers []string
+		for range 3 {
+			b := profile.NewID()
+			browsers = append(browsers, b)
+			_, err := svc.Record(ctx, b, nil, []profile.Event{{Type: profile.PageView, URL: "/mine"}, {Type: profile.Identify, Email: "claimed@example.nl", Customer: "9"}}, pol)
+			require.NoError(t, err)
+		}
+		// One claimant merges into its own proven contact: the claim travels.
+		_, err = svc.Record(ctx, browsers[2], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "owner@example.nl"}}, pol)
+		require.NoError(t, err)
+		owner, err := svc.Resolve(ctx, "email:owner@example.nl")
+		require.NoError(t, err)
+
+		require.NoError(t, svc.Erase(ctx, "email:claimed@example.nl", pol))
+		for _, pid := range append(browsers[:2], owner) {
+			snap, err := svc.Load(ctx, pid, pol)
+			require.NoError(t, err)
+			_, has := snap.Primary.Fields["email"]
+			assert.False(t, has, "%s: the claimed address is gone", pid)
+			assert.Equal(t, "9", snap.Primary.Fields["customer_id"].Value.Str, "%s: a claim of another identifier stays", pid)
+			assert.Equal(t, uint32(1), views(snap.Primary, "/mine"), "%s: the browser's own profile stays", pid)
+		}
+		recs, err := st.Get(ctx, contact, nil)
+		require.NoError(t, err)
+		assert.Zero(t, recs[0].Version, "the contact is erased")
+		got, err := st.Claimants(ctx, must(profile.LinkKey("email:claimed@example.nl")))
+		require.NoError(t, err)
+		assert.Empty(t, got, "no note of the address is left")
+
+		require.NoError(t, svc.Erase(ctx, "customer:9", pol), "claims alone are something to erase")
+		assert.ErrorIs(t, svc.Erase(ctx, "customer:9", pol), profile.ErrNotFound)
 	})
 }

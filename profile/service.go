@@ -68,6 +68,7 @@ type Snapshot struct {
 	// profile's data (Primary), the merge is not finished.
 	forward string
 	frozen  bool
+	dropped bool // the write removed an unproven claim (erasure)
 }
 
 // Size is the number of bytes the snapshot's records hold, for cache costs.
@@ -205,7 +206,7 @@ func (s *Service) Record(ctx context.Context, pid string, cached *Snapshot, even
 			continue
 		}
 		var err error
-		if id, err = s.identify(ctx, pid, cached, &events[i], pol); err != nil {
+		if id, err = s.identify(ctx, pid, &events[i], pol); err != nil {
 			return nil, err
 		}
 		break
@@ -323,6 +324,14 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 			return nil, nil, err
 		}
 	}
+	// Notes of unproven claims come before the record that holds them: a
+	// note without its claim is harmless, a claim without a note would
+	// escape its owner's erasure.
+	for _, key := range w.newClaims() {
+		if err := s.store.AddClaimant(ctx, key, pid, w.ttl(0, w.prof(0))); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := s.store.Put(ctx, pid, writes); err != nil {
 		return nil, nil, err
 	}
@@ -331,7 +340,14 @@ func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, event
 		// some node look at the profile a little later.
 		_ = pol.Watcher.Schedule(ctx, pid, watch, true)
 	}
-	return w.result(writes), nil, nil
+	// Notes of claims the profile no longer carries go (a failure leaves
+	// a note that finds nothing, harmless).
+	for _, n := range w.staleClaims(from) {
+		s.store.DropClaimant(ctx, n[0], n[1])
+	}
+	snap := w.result(writes)
+	snap.dropped = w.unclaimed
+	return snap, nil, nil
 }
 
 // Rewatch looks at pid's watched segments again without events: time
@@ -460,63 +476,143 @@ func (s *Service) Scan(ctx context.Context, cursor string, n int) ([]string, str
 	return s.store.Scan(ctx, cursor, n)
 }
 
-// Erase removes everything held on the profile ref names (right to
-// erasure): its primary and seasonal records, the identity links of every
-// identifier it holds and of ref itself, and the forwards of the visitors
-// merged into it. A visitor id merged into a contact names the contact. A
-// profile that holds nothing is ErrNotFound.
-func (s *Service) Erase(ctx context.Context, ref string) error {
-	pid, err := s.Resolve(ctx, ref)
-	if err != nil {
-		return err
-	}
-	recs, err := s.store.Get(ctx, pid, nil)
-	if err != nil {
-		return fmt.Errorf("erase: %w", err)
-	}
-	if target, _, ok := decodeForward(recs[0].Data); ok && recs[0].Version != 0 {
-		// Erasing a merged visitor erases the person it was merged into;
-		// the forward itself goes with the survivor's aliases below.
-		if err := s.store.Delete(ctx, pid); err != nil {
+// Erase removes everything held on the person ref names (right to
+// erasure). For "email:<address>" or "customer:<id>": the profile linked to
+// it, whole, and the unproven claims of it on other profiles (the claimed
+// field goes; the rest of such a profile is some browser's, not provably
+// the person's). For a profile id: that profile, whole; a visitor id merged
+// into a contact names the contact. A whole profile goes with its seasonal
+// records, the links of its identifiers, the forwards of the visitors
+// merged into it and its notes as a claimant. Nothing found is ErrNotFound.
+func (s *Service) Erase(ctx context.Context, ref string, pol *Policy) error {
+	var pid string
+	var extra []string
+	if IsID(ref) {
+		pid = ref
+	} else {
+		key, err := linkKey(ref)
+		if err != nil {
+			return err
+		}
+		extra = []string{key}
+		switch pid, err = s.store.Lookup(ctx, key); {
+		case errors.Is(err, ErrNotFound):
+			pid = ""
+		case err != nil:
 			return fmt.Errorf("erase: %w", err)
 		}
-		pid = target
-		if recs, err = s.store.Get(ctx, pid, nil); err != nil {
-			return fmt.Errorf("erase: %w", err)
+	}
+	found := false
+	var refs []string
+	if pid != "" {
+		p, f, err := s.eraseProfile(ctx, pid, extra)
+		if err != nil {
+			return err
+		}
+		found = f
+		if p != nil {
+			refs = identRefs(p)
 		}
 	}
-	found := recs[0].Version != 0
-	var keys []string
-	p := decodeRecord(recs[0])
-	if p != nil {
-		keys = linkKeys(p)
+	if !IsID(ref) && !slices.Contains(refs, ref) {
+		refs = append(refs, ref)
 	}
-	if !IsID(ref) {
-		// The reference itself is a link that must go even when the
-		// profile record has already expired.
-		key, _ := linkKey(ref)
-		keys = append(keys, key)
-		found = true
-	}
-	// The record goes first: links removed before it could be taken by a
-	// racing identify while the record still held the identifier.
-	if err := s.store.Delete(ctx, pid); err != nil {
-		return fmt.Errorf("erase: %w", err)
-	}
-	for _, key := range keys {
-		if err := s.store.Unlink(ctx, key, pid); err != nil && !errors.Is(err, ErrNotFound) {
-			return fmt.Errorf("erase link: %w", err)
+	// The person's identifiers may also be claimed, unproven, on other
+	// profiles: those claims go too.
+	for _, r := range refs {
+		f, err := s.eraseClaims(ctx, r, pol)
+		if err != nil {
+			return err
 		}
-	}
-	if p != nil {
-		if err := s.dropForwards(ctx, pid, p.Aliases); err != nil {
-			return fmt.Errorf("erase merged visitors: %w", err)
-		}
+		found = found || f
 	}
 	if !found {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// eraseClaims removes the unproven claims of the identifier ref from every
+// profile noted as claiming it, then the notes.
+func (s *Service) eraseClaims(ctx context.Context, ref string, pol *Policy) (bool, error) {
+	key, err := linkKey(ref)
+	if err != nil {
+		return false, err
+	}
+	kind, val, _ := cutRef(ref)
+	drop := Event{Type: dropClaim}
+	if kind == "email" {
+		drop.Email, _ = NormaliseEmail(val)
+	} else {
+		drop.Customer = val
+	}
+	claimants, err := s.store.Claimants(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("erase claims: %w", err)
+	}
+	found := false
+	for _, pid := range claimants {
+		snap, err := s.write(ctx, pid, nil, []Event{drop}, pol, nil, nil)
+		if err != nil {
+			return false, fmt.Errorf("erase claims: %w", err)
+		}
+		found = found || snap.dropped
+	}
+	if err := s.store.DropClaimant(ctx, key, ""); err != nil {
+		return false, fmt.Errorf("erase claims: %w", err)
+	}
+	return found, nil
+}
+
+// eraseProfile deletes pid whole (see Erase), and the links in extra even
+// when the record has expired; found says whether there was anything.
+func (s *Service) eraseProfile(ctx context.Context, pid string, extra []string) (*Profile, bool, error) {
+	recs, err := s.store.Get(ctx, pid, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("erase: %w", err)
+	}
+	if target, _, ok := decodeForward(recs[0].Data); ok && recs[0].Version != 0 {
+		// Erasing a merged visitor erases the person it was merged into;
+		// the forward itself goes with the survivor's aliases below.
+		if err := s.store.Delete(ctx, pid); err != nil {
+			return nil, false, fmt.Errorf("erase: %w", err)
+		}
+		pid = target
+		if recs, err = s.store.Get(ctx, pid, nil); err != nil {
+			return nil, false, fmt.Errorf("erase: %w", err)
+		}
+	}
+	found := recs[0].Version != 0 || len(extra) > 0
+	keys := extra
+	p := decodeRecord(recs[0])
+	if p != nil {
+		keys = append(linkKeys(p), keys...)
+	}
+	// The record goes first: links removed before it could be taken by a
+	// racing identify while the record still held the identifier.
+	if err := s.store.Delete(ctx, pid); err != nil {
+		return nil, false, fmt.Errorf("erase: %w", err)
+	}
+	for _, key := range keys {
+		if err := s.store.Unlink(ctx, key, pid); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, false, fmt.Errorf("erase link: %w", err)
+		}
+	}
+	if p != nil {
+		// Its own claims of other identifiers were noted under its id and
+		// under the ids of the visitors merged into it.
+		for _, key := range claimKeys(p) {
+			for _, id := range append([]string{pid}, p.Aliases...) {
+				if err := s.store.DropClaimant(ctx, key, id); err != nil {
+					return nil, false, fmt.Errorf("erase claims: %w", err)
+				}
+			}
+		}
+		if err := s.dropForwards(ctx, pid, p.Aliases); err != nil {
+			return nil, false, fmt.Errorf("erase merged visitors: %w", err)
+		}
+	}
+	return p, found, nil
 }
 
 func identRefs(p *Profile) []string {

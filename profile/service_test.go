@@ -248,7 +248,7 @@ func TestContactEventsAndErase(t *testing.T) {
 		assert.Contains(t, m["seasonal"], "sinterklaas")
 		assert.Equal(t, "erase@example.nl", m["primary"].(map[string]any)["email"])
 
-		require.NoError(t, svc.Erase(ctx, "customer:42"))
+		require.NoError(t, svc.Erase(ctx, "customer:42", pol))
 		recs, err := st.Get(ctx, pid, []string{"sinterklaas"})
 		require.NoError(t, err)
 		assert.Zero(t, recs[0].Version)
@@ -257,7 +257,7 @@ func TestContactEventsAndErase(t *testing.T) {
 			_, err = svc.Resolve(ctx, ref)
 			assert.ErrorIs(t, err, profile.ErrNotFound, "link %s erased", ref)
 		}
-		assert.ErrorIs(t, svc.Erase(ctx, pid), profile.ErrNotFound)
+		assert.ErrorIs(t, svc.Erase(ctx, pid, pol), profile.ErrNotFound)
 		_, err = svc.Export(ctx, pid, pol)
 		assert.ErrorIs(t, err, profile.ErrNotFound)
 	})

@@ -104,6 +104,17 @@ type Store interface {
 	// Unlink removes ident's link if it still maps to pid.
 	Unlink(ctx context.Context, ident, pid string) error
 
+	// AddClaimant notes that profile pid carries ident as an unproven claim (an
+	// address typed into a form, kept as a field), so that erasing ident
+	// finds it. The note lives at least ttl.
+	AddClaimant(ctx context.Context, ident, pid string, ttl time.Duration) error
+	// Claimants returns the profiles noted for ident (some may have expired or
+	// dropped the claim since).
+	Claimants(ctx context.Context, ident string) ([]string, error)
+	// DropClaimant forgets pid's note of ident, or every note of ident
+	// when pid is "".
+	DropClaimant(ctx context.Context, ident, pid string) error
+
 	// Scan lists profile ids in pages; an empty cursor starts and an empty
 	// next cursor ends. Pages may be shorter than count.
 	Scan(ctx context.Context, cursor string, count int) (pids []string, next string, err error)

@@ -23,6 +23,7 @@ type work struct {
 	email, customer string
 	merged          bool
 	dropped         []string // aliases that fell off the bounded list
+	unclaimed       bool     // an erasure removed a claim
 	// tallies count the exposures and conversions this work records; they
 	// go with the primary record's write.
 	tallies []Tally
@@ -109,6 +110,10 @@ func (w *work) apply(ev *Event) {
 	ts := ev.TS
 	if ts == 0 {
 		ts = w.now.Unix()
+	}
+	if ev.Type == dropClaim {
+		w.unclaim(ev)
+		return
 	}
 	if isBehaviour(ev.Type) && !w.behaviourAllowed() {
 		return
@@ -466,4 +471,80 @@ func (w *work) result(writes []Write) *Snapshot {
 		}
 	}
 	return snap
+}
+
+// claimFields are the fields an unproven identify keeps its claim in.
+var claimFields = [...]struct{ field, kind string }{{"email", "email"}, {"customer_id", "customer"}}
+
+// claimKeys are the identifier keys of the unproven claims p carries.
+func claimKeys(p *Profile) []string {
+	var keys []string
+	for _, c := range claimFields {
+		f, ok := p.Fields[c.field]
+		if !ok || f.Value.Kind != KindString || f.Value.Str == "" {
+			continue
+		}
+		if k, err := linkKey(c.kind + ":" + f.Value.Str); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// newClaims are the claim keys this write adds to the primary profile (all
+// of them after a merge), which must be noted before it is stored.
+func (w *work) newClaims() []string {
+	if !w.dirty[0] {
+		return nil
+	}
+	keys := claimKeys(w.prof(0))
+	if w.merged || w.base == nil || len(keys) == 0 {
+		return keys
+	}
+	old := claimKeys(w.base.Primary)
+	return slices.DeleteFunc(keys, func(k string) bool { return slices.Contains(old, k) })
+}
+
+// unclaim removes an unproven claim of the identifier ev names (erasure).
+func (w *work) unclaim(ev *Event) {
+	p := w.prof(0)
+	for _, c := range claimFields {
+		want := ev.Email
+		if c.kind == "customer" {
+			want = ev.Customer
+		}
+		if f, ok := p.Fields[c.field]; ok && want != "" && f.Value.Kind == KindString && f.Value.Str == want {
+			delete(p.Fields, c.field)
+			w.dirty[0] = true
+			w.unclaimed = true
+		}
+	}
+}
+
+// staleClaims are the notes (identifier key, profile id) this write makes
+// stale: claims the profile dropped or replaced, noted under its id and its
+// aliases', and the merged profile's own notes, now carried by this one.
+func (w *work) staleClaims(from *frozen) [][2]string {
+	if !w.dirty[0] {
+		return nil
+	}
+	var out [][2]string
+	now := claimKeys(w.prof(0))
+	if w.base != nil {
+		ids := append([]string{w.pid}, w.prof(0).Aliases...)
+		for _, k := range claimKeys(w.base.Primary) {
+			if slices.Contains(now, k) {
+				continue
+			}
+			for _, id := range ids {
+				out = append(out, [2]string{k, id})
+			}
+		}
+	}
+	if w.merged && from != nil && from.snap != nil && from.snap.Primary != nil {
+		for _, k := range claimKeys(from.snap.Primary) {
+			out = append(out, [2]string{k, from.pid})
+		}
+	}
+	return out
 }

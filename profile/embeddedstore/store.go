@@ -29,6 +29,7 @@ var (
 	bucketLinks   = []byte("links")     // ident → version(0) | expiry | pid
 	bucketMeta    = []byte("meta")      // "doc", "rev", "file:<digest>" → revision
 	bucketRevs    = []byte("revisions") // revision (8 bytes, big endian) → JSON revision
+	bucketClaims  = []byte("claims")    // ident NUL pid → version(0) | expiry
 	bucketTallies = []byte("tallies")   // name \x00 field → int64, big-endian
 )
 
@@ -66,7 +67,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketTallies}, triggerBuckets...) {
+		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketClaims, bucketTallies}, triggerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -223,6 +224,57 @@ func (s *Store) Unlink(ctx context.Context, ident, pid string) error {
 		return nil
 	})
 	return wrap("unlink", err)
+}
+
+// AddClaimant notes pid under ident; a note's expiry only grows.
+func (s *Store) AddClaimant(ctx context.Context, ident, pid string, ttl time.Duration) error {
+	now := s.now()
+	k := append(append([]byte(ident), 0), pid...)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketClaims)
+		v := encode(0, ttl, now, nil)
+		if old := b.Get(k); len(old) >= 16 && bytes.Compare(old[8:16], v[8:16]) > 0 {
+			return nil
+		}
+		return b.Put(k, v)
+	})
+	return wrap("claim", err)
+}
+
+// Claimants returns the live notes of ident.
+func (s *Store) Claimants(ctx context.Context, ident string) ([]string, error) {
+	now := s.now()
+	prefix := append([]byte(ident), 0)
+	var pids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketClaims).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if _, _, ok := decode(v, now); ok {
+				pids = append(pids, string(k[len(prefix):]))
+			}
+		}
+		return nil
+	})
+	return pids, wrap("claims", err)
+}
+
+// DropClaimant deletes pid's note of ident, or every note of ident.
+func (s *Store) DropClaimant(ctx context.Context, ident, pid string) error {
+	prefix := append([]byte(ident), 0)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketClaims)
+		if pid != "" {
+			return b.Delete(append(prefix, pid...))
+		}
+		c := b.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("unclaim", err)
 }
 
 // Scan lists primary profiles in key order; the cursor is the last pid
@@ -511,7 +563,7 @@ func (s *Store) FileRevision(ctx context.Context, digest string) (int64, error) 
 
 // Entry is one stored key as Dump lists it.
 type Entry struct {
-	Bucket  string    // "records" (pid NUL season), "links" (identifier → pid) or "meta"
+	Bucket  string    // "records" (pid NUL season), "links" (identifier → pid), "claims" (identifier NUL pid) or "meta"
 	Key     []byte    // valid during the call only
 	Expires time.Time // zero: never
 	Value   []byte    // the data, without version and expiry; valid during the call only
@@ -522,7 +574,7 @@ type Entry struct {
 func (s *Store) Dump(fn func(Entry) error) error {
 	now := s.now()
 	return s.db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketLinks, bucketMeta} {
+		for _, name := range [][]byte{bucketRecords, bucketLinks, bucketClaims, bucketMeta} {
 			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
 				e := Entry{Bucket: string(name), Key: k, Value: v}
 				if !bytes.Equal(name, bucketMeta) {
@@ -614,7 +666,7 @@ func (s *Store) sweeper() {
 // Sweep deletes expired records and links, in batches so that writers are
 // never blocked for long.
 func (s *Store) Sweep() {
-	for _, name := range [][]byte{bucketRecords, bucketLinks} {
+	for _, name := range [][]byte{bucketRecords, bucketLinks, bucketClaims} {
 		var from []byte
 		for {
 			done := true

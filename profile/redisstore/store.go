@@ -154,6 +154,7 @@ func (s *Store) seasonKey(pid, season string) string {
 }
 func (s *Store) seasonsKey(pid string) string { return s.prefix + ":{" + pid + "}:seasons" }
 func (s *Store) linkKey(ident string) string  { return s.prefix + ":id:" + ident }
+func (s *Store) claimKey(ident string) string { return s.prefix + ":claims:" + ident }
 func (s *Store) defsKey() string              { return s.prefix + ":defs" }
 
 // tallyKey is the shard of counter set name in the hash slot that tag
@@ -405,6 +406,37 @@ return 0
 // Unlink removes ident's link if it maps to pid.
 func (s *Store) Unlink(ctx context.Context, ident, pid string) error {
 	return fail("unlink", unlinkScript.Run(ctx, s.c, []string{s.linkKey(ident)}, pid).Err())
+}
+
+var claimNoteScript = redis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`)
+
+// AddClaimant adds pid to ident's set of claiming profiles; the set lives as
+// long as its longest-lived note.
+func (s *Store) AddClaimant(ctx context.Context, ident, pid string, ttl time.Duration) error {
+	ms := max(ttl.Milliseconds(), 1)
+	return fail("claim", claimNoteScript.Run(ctx, s.c, []string{s.claimKey(ident)}, pid, ms).Err())
+}
+
+// Claimants returns the set of profiles claiming ident.
+func (s *Store) Claimants(ctx context.Context, ident string) ([]string, error) {
+	pids, err := s.c.SMembers(ctx, s.claimKey(ident)).Result()
+	if err != nil {
+		return nil, fail("claims", err)
+	}
+	return pids, nil
+}
+
+// DropClaimant removes pid from ident's set, or deletes the set.
+func (s *Store) DropClaimant(ctx context.Context, ident, pid string) error {
+	if pid != "" {
+		return fail("unclaim", s.c.SRem(ctx, s.claimKey(ident), pid).Err())
+	}
+	return fail("unclaim", s.c.Del(ctx, s.claimKey(ident)).Err())
 }
 
 // Scan lists profile ids. On a cluster it walks the masters one after

@@ -203,6 +203,38 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		assert.Equal(t, pid, owner)
 	})
 
+	t.Run("Claimants", func(t *testing.T) {
+		st := open(t)
+		a, b := profile.NewID(), profile.NewID()
+		got, err := st.Claimants(ctx, "email:claimed")
+		require.NoError(t, err)
+		assert.Empty(t, got)
+		require.NoError(t, st.AddClaimant(ctx, "email:claimed", a, time.Hour))
+		require.NoError(t, st.AddClaimant(ctx, "email:claimed", b, time.Hour))
+		require.NoError(t, st.AddClaimant(ctx, "email:claimed", b, time.Hour))
+		require.NoError(t, st.AddClaimant(ctx, "email:other", a, time.Hour))
+		got, err = st.Claimants(ctx, "email:claimed")
+		require.NoError(t, err)
+		assert.ElementsMatch(t, []string{a, b}, got, "each claimant once")
+		require.NoError(t, st.DropClaimant(ctx, "email:claimed", a))
+		got, err = st.Claimants(ctx, "email:claimed")
+		require.NoError(t, err)
+		assert.Equal(t, []string{b}, got)
+		require.NoError(t, st.DropClaimant(ctx, "email:claimed", ""))
+		got, err = st.Claimants(ctx, "email:claimed")
+		require.NoError(t, err)
+		assert.Empty(t, got, "every note of the identifier forgotten")
+		got, err = st.Claimants(ctx, "email:other")
+		require.NoError(t, err)
+		assert.Equal(t, []string{a}, got, "other identifiers' notes stay")
+
+		require.NoError(t, st.AddClaimant(ctx, "email:brief", a, 1100*time.Millisecond))
+		require.Eventually(t, func() bool {
+			got, err := st.Claimants(ctx, "email:brief")
+			return err == nil && len(got) == 0
+		}, 10*time.Second, 100*time.Millisecond, "notes expire")
+	})
+
 	t.Run("Scan", func(t *testing.T) {
 		st := open(t)
 		want := make([]string, 0, 230)
