@@ -143,6 +143,7 @@
       clearTimeout(t);
       if (!res.degraded) take(queued); else { keep(); retry(backoff); }
       swap(res.blocks || {}, byslot, late);
+      exposed(res.experiments);
       return res;
     }).catch(function () { clearTimeout(t); return null; });
   }
@@ -166,6 +167,24 @@
       });
     }
   }
+
+  // exposed hands the experiments this page shows to the shop's tag
+  // manager, when it has one: {event: 'experiment_viewed', experiment_id,
+  // variant_id} on window.dataLayer (the holdout as experiment "holdout").
+  function exposed(xs) {
+    var dl = w.dataLayer;
+    if (!xs || !dl || typeof dl.push !== 'function') return;
+    xs.forEach(function (x) { dl.push({ event: 'experiment_viewed', experiment_id: x.id, variant_id: x.variant }); });
+  }
+
+  // A click on a link inside a filled slot counts for the block report as
+  // click{target: "block:<id>"}; it waits in localStorage across the page
+  // change like every event.
+  d.addEventListener('click', function (e) {
+    var a = e.target && e.target.closest && e.target.closest('a[href]');
+    var slot = a && a.closest('[data-etalage-block]');
+    if (slot) api.track('click', { target: 'block:' + slot.getAttribute('data-etalage-block'), url: location.pathname });
+  }, true);
 
   w.addEventListener('pagehide', function () { flush(true); });
   d.addEventListener('visibilitychange', function () { if (d.visibilityState === 'hidden') flush(true); });

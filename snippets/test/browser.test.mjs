@@ -312,6 +312,37 @@ test('with the service down, slots keep their defaults and events wait for it', 
   await context.close();
 });
 
+test('experiments go to the dataLayer, and a click in a slot is reported for its block', async () => {
+  const { context, page } = await newPage();
+  await page.addInitScript(() => { window.dataLayer = []; });
+  await page.route('**/v1/decide', (route) => route.fulfill({
+    status: 200, contentType: 'application/json',
+    body: JSON.stringify({
+      segments: [], degraded: false,
+      blocks: { 'home-hero': { id: 'hero-bold', html: '<h1><a id="bold-link" href="#more">Alles</a></h1>' } },
+      experiments: [{ id: 'holdout', variant: 'personalised' }, { id: 'hero-test', variant: 'bold' }],
+    }),
+  }));
+  await visit(page, '/demo/');
+  const dl = await page.evaluate(() => window.dataLayer);
+  assert.deepEqual(dl.filter((e) => e.event === 'experiment_viewed'), [
+    { event: 'experiment_viewed', experiment_id: 'holdout', variant_id: 'personalised' },
+    { event: 'experiment_viewed', experiment_id: 'hero-test', variant_id: 'bold' },
+  ]);
+  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('block:hero-bold'), { timeout: 5000 });
+  await page.click('#bold-link');
+  const body = JSON.parse((await events).postData());
+  assert.ok(body.events.some((e) => e.type === 'click' && e.target === 'block:hero-bold'), JSON.stringify(body));
+  await context.close();
+});
+
+test('without a dataLayer nothing is created', async () => {
+  const { context, page } = await newPage();
+  await visit(page, '/demo/');
+  assert.equal(await page.evaluate(() => typeof window.dataLayer), 'undefined');
+  await context.close();
+});
+
 async function me(page) { return (await page.request.get(BASE + '/demo/api/me')).json(); }
 async function queue(page) { return JSON.parse(await page.evaluate(() => localStorage.getItem('etalage:q')) || '[]'); }
 
