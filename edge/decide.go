@@ -29,17 +29,20 @@ var parsers fastjson.ParserPool
 // valid until the handler returns (it points into fasthttp's and fastjson's
 // buffers).
 type request struct {
-	parser   *fastjson.Parser
-	visitor  []byte
-	contact  *fastjson.Value
-	slots    []string
-	events   *fastjson.Value
-	ctx      rules.Context
-	ua       []byte
-	in       rules.Input // kept here: passed by pointer, it would escape
-	decision rules.Decision
-	news     []profile.Assignment // first exposures to record, kept between requests
-	out      []byte               // the response body, kept between requests
+	parser  *fastjson.Parser
+	visitor []byte
+	// returning: the snippet had an answer on this browser before, so a
+	// request without the cookie means the cookie does not come back.
+	returning bool
+	contact   *fastjson.Value
+	slots     []string
+	events    *fastjson.Value
+	ctx       rules.Context
+	ua        []byte
+	in        rules.Input // kept here: passed by pointer, it would escape
+	decision  rules.Decision
+	news      []profile.Assignment // first exposures to record, kept between requests
+	out       []byte               // the response body, kept between requests
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -54,6 +57,7 @@ func releaseRequest(r *request) {
 	parsers.Put(r.parser)
 	r.parser = nil
 	r.visitor, r.contact, r.events, r.ua = nil, nil, nil, nil
+	r.returning = false
 	r.slots = r.slots[:0]
 	r.ctx = rules.Context{}
 	r.in = rules.Input{}
@@ -108,6 +112,8 @@ func (r *request) parseBody(body []byte, allowed string) error {
 				return
 			}
 			r.events = v
+		case "returning":
+			r.returning = v.Type() == fastjson.TypeTrue
 		case "context":
 			perr = r.parseContext(v)
 		}
@@ -281,7 +287,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	var err error
 	switch {
 	case ctx.IsPost():
-		err = r.parseBody(ctx.PostBody(), "visitor slots context events")
+		err = r.parseBody(ctx.PostBody(), "visitor slots context events returning")
 	case ctx.IsGet() || ctx.IsHead():
 		err = r.parseQuery(ctx.QueryArgs())
 	default:
@@ -328,6 +334,17 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	setCookie := writes && (len(r.visitor) == 0 || !known)
 	if !known && writes {
 		pid = NewID()
+	}
+	// A browser that had an answer before but comes without the cookie
+	// does not send it back (etalage on another site than the shop, see
+	// docs/INTEGRATION.md): its events are not stored, so that no orphan
+	// profile is made per page view. It still gets a cookie: a browser
+	// that merely lost it sends it next time, and the snippet keeps the
+	// events until then.
+	cookieMissing := writes && !trusted && r.returning && len(r.visitor) == 0 &&
+		len(ctx.Request.Header.Cookie(s.cfg.CookieName)) == 0
+	if cookieMissing {
+		events = nil
 	}
 	asked := pid
 	var snap *profile.Snapshot
@@ -397,6 +414,9 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	h.Set("Cache-Control", "private, no-store")
 	h.SetContentType("application/json")
 	r.out = appendDecision(r.out[:0], visitor, &r.decision, degraded, d.blockJSON)
+	if cookieMissing {
+		r.out = append(r.out[:len(r.out)-1], `,"cookie":"missing"}`...)
+	}
 	ctx.SetBody(r.out)
 }
 

@@ -19,7 +19,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 	}
 	r := acquireRequest()
 	defer releaseRequest(r)
-	if err := r.parseBody(ctx.PostBody(), "visitor contact events"); err != nil {
+	if err := r.parseBody(ctx.PostBody(), "visitor contact events returning"); err != nil {
 		s.writeError(ctx, err)
 		return
 	}
@@ -78,6 +78,15 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		if !ok {
 			if len(r.visitor) > 0 {
 				s.writeError(ctx, errorf(ECodeInvalid, "visitor: not a valid visitor value"))
+				return
+			}
+			if !trusted && r.returning && len(r.visitor) == 0 {
+				// The cookie does not come back (see serveDecide): nothing
+				// is stored, and the snippet keeps the events.
+				ctx.SetStatusCode(fasthttp.StatusAccepted)
+				ctx.SetContentType("application/json")
+				ctx.Response.Header.Set("Cache-Control", "private, no-store")
+				ctx.SetBodyString(`{"accepted":0,"cookie":"missing"}`)
 				return
 			}
 			if !s.mayProfile(events) {

@@ -373,3 +373,36 @@ func TestErasedBrowserStartsNewVisitor(t *testing.T) {
 		}
 	})
 }
+
+// TestCookieMissingStoresNoOrphans: a browser whose snippet had an answer
+// before but whose requests come without the cookie (etalage on another
+// site than the shop: the browser blocks its cookie) stores nothing, so
+// no orphan profile is made per page view; it is told so.
+func TestCookieMissingStoresNoOrphans(t *testing.T) {
+	h := newHarness(t, nil)
+	first := h.decide(t, "", `{"slots":["home-hero"],"events":[`+pageViews("/a")+`]}`)
+	require.NotNil(t, first.cookie)
+	assert.NotContains(t, first.json(t), "cookie", "a first visit is stored as usual")
+	require.Equal(t, 1, storedProfiles(t, h))
+	for i := 0; i < 5; i++ {
+		r := h.decide(t, "", `{"slots":["home-hero"],"returning":true,"events":[`+pageViews("/demo/c/sneakers")+`]}`)
+		require.Equal(t, 200, r.status, string(r.body))
+		assert.Equal(t, "missing", r.json(t)["cookie"])
+		e := call(t, h.public, "POST", "/v1/events", `{"returning":true,"events":[`+pageViews("/b")+`]}`, nil)
+		require.Equal(t, 202, e.status)
+		assert.Equal(t, "missing", e.json(t)["cookie"])
+		assert.EqualValues(t, 0, e.json(t)["accepted"])
+	}
+	assert.Equal(t, 1, storedProfiles(t, h), "no orphan profile per page view")
+
+	// A browser that merely lost its cookie gets one, and its next request
+	// (with the cookie) stores the events the snippet kept.
+	r := h.decide(t, "", `{"slots":["home-hero"],"returning":true,"events":[`+pageViews("/demo/c/sneakers")+`]}`)
+	require.NotNil(t, r.cookie)
+	r = h.decide(t, string(r.cookie.Value()), `{"slots":["home-hero"],"returning":true,"events":[`+pageViews("/demo/c/sneakers", "/demo/c/sneakers", "/demo/c/sneakers")+`]}`)
+	assert.NotContains(t, r.json(t), "cookie")
+	assert.Equal(t, "hero-sneakers", blockID(t, r, "home-hero"))
+	// The shop backend (API key) is never affected.
+	r = call(t, h.public, "POST", "/v1/decide", `{"slots":["home-hero"],"returning":true,"events":[`+pageViews("/x")+`]}`, map[string]string{"X-Api-Key": testAPIKey})
+	assert.NotContains(t, r.json(t), "cookie")
+}

@@ -51,10 +51,13 @@
     var q = load();
     if (!q.length) { single = false; return Promise.resolve(); }
     var batch = single ? q.slice(0, 1) : q;
-    return post('/v1/events', { events: strip(batch) }, keepalive).then(function (r) {
+    return post('/v1/events', { events: strip(batch), returning: seen() || undefined }, keepalive).then(function (r) {
       if (!r.ok) return refused(r, batch);
-      take(batch); backoff = 1000;
-      if (batch.length < q.length) schedule();
+      return r.json().then(null, function () { return {}; }).then(function (j) {
+        if (j.cookie === 'missing') return missing(); // kept for a request that brings the cookie
+        take(batch); backoff = 1000;
+        if (batch.length < q.length) schedule();
+      });
     }, function () { retry(backoff); });
   }
   // refused handles an answer that stored nothing of batch. 429 and 5xx are
@@ -75,6 +78,15 @@
       else single = true;
       schedule();
     });
+  }
+  // The service's cookie did not come back although this browser had an
+  // answer before: etalage is served from another site than the shop's, so
+  // the browser blocks its cookie. Nothing is stored; say so, once.
+  var SEEN = 'etalage:seen', warned = false;
+  function seen() { try { return localStorage.getItem(SEEN) === '1'; } catch (e) { return false; } }
+  function missing() {
+    if (!warned && w.console) console.error('etalage: the visitor cookie does not come back, so nothing is personalised or stored: serve etalage under the shop\'s own site (docs/INTEGRATION.md, "Serve etalage under the shop\'s own site")');
+    warned = true;
   }
   function retry(ms) {
     backoff = Math.min(backoff * 2, 60000);
@@ -134,14 +146,16 @@
     return post('/v1/decide', {
       slots: slots,
       context: { url: location.pathname + location.search, referrer: d.referrer, language: navigator.language },
-      events: strip(evs)
+      events: strip(evs), returning: seen() || undefined
     }).then(function (r) {
       if (r.ok) return r.json();
       keep();
       return refused(r, evs).then(function () { throw new Error('decide ' + r.status); });
     }, function (e) { keep(); retry(backoff); throw e; }).then(function (res) {
       clearTimeout(t);
-      if (!res.degraded) take(queued); else { keep(); retry(backoff); }
+      if (res.cookie === 'missing') { keep(); missing(); } // nothing stored: kept for a request with the cookie
+      else if (!res.degraded) take(queued); else { keep(); retry(backoff); }
+      try { localStorage.setItem(SEEN, '1'); } catch (e) {}
       swap(res.blocks || {}, byslot, late);
       exposed(res.experiments);
       return res;

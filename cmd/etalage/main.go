@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -44,7 +45,7 @@ Usage:
   etalage serve [flags]         run the service (etalage serve -h for flags)
   etalage check FILE            validate a definitions document offline
   etalage apply -f FILE         push a definitions document to a running service
-  etalage health URL            exit 0 when URL answers 200 (the container's health check)
+  etalage health [URL]          exit 0 when URL (default: /healthz on $ETALAGE_LISTEN) answers 200
   etalage help                  this text
 
 Every serve flag has an ETALAGE_* variable: --admin-listen is ETALAGE_ADMIN_LISTEN.
@@ -104,15 +105,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return usagef("unknown subcommand %q: use serve, check, apply, health or help", args[0])
 }
 
-// runHealth is `etalage health URL`: exit 0 when URL answers 200. The
-// container image has no curl, so its HEALTHCHECK uses this.
+// runHealth is `etalage health [URL]`: exit 0 when URL answers 200. The
+// container image has no curl, so its HEALTHCHECK uses this. Without a URL
+// it asks /healthz on the public address that ETALAGE_LISTEN gives (the
+// image's HEALTHCHECK then follows a moved listener), else :8080.
 func runHealth(ctx context.Context, args []string) error {
-	if len(args) != 1 {
-		return usagef("health takes one URL")
+	if len(args) > 1 {
+		return usagef("health takes at most one URL")
+	}
+	u := ""
+	if len(args) == 1 {
+		u = args[0]
+	} else {
+		u = healthURL(os.Getenv(envName("listen")))
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return usagef("health: %v", err)
 	}
@@ -125,4 +134,20 @@ func runHealth(ctx context.Context, args []string) error {
 		return fmt.Errorf("health: %s", resp.Status)
 	}
 	return nil
+}
+
+// healthURL is the /healthz URL of the public listener at listen (":8080"
+// when empty), asked on the loopback address when it listens on all.
+func healthURL(listen string) string {
+	if listen == "" {
+		listen = ":8080"
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "http://" + listen + "/healthz"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/healthz"
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,4 +229,55 @@ func TestGeneratedAdminTokenNeverLogged(t *testing.T) {
 	require.Error(t, err, "no data directory, no terminal: --admin-token is required")
 	assert.Contains(t, err.Error(), "--admin-token")
 	m.Close()
+}
+
+// TestHealthFollowsListen: the image's HEALTHCHECK runs `etalage health`
+// without a URL, which asks the address ETALAGE_LISTEN gives.
+func TestHealthFollowsListen(t *testing.T) {
+	for listen, want := range map[string]string{
+		"":               "http://127.0.0.1:8080/healthz",
+		":9090":          "http://127.0.0.1:9090/healthz",
+		"0.0.0.0:7000":   "http://127.0.0.1:7000/healthz",
+		"[::]:7001":      "http://127.0.0.1:7001/healthz",
+		"10.1.2.3:8088":  "http://10.1.2.3:8088/healthz",
+		"localhost:6000": "http://localhost:6000/healthz",
+	} {
+		assert.Equal(t, want, healthURL(listen), listen)
+	}
+	m := NewMain(os.Stdout, &bytes.Buffer{})
+	require.NoError(t, m.Run(context.Background(), []string{
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--store", "embedded:" + t.TempDir(), "--admin-token", "tok-0123456789",
+	}))
+	defer m.Close()
+	_, port, _ := net.SplitHostPort(m.PublicAddr)
+	t.Setenv("ETALAGE_LISTEN", ":"+port)
+	assert.NoError(t, runHealth(context.Background(), nil), "healthy on the moved port")
+	t.Setenv("ETALAGE_LISTEN", ":1")
+	assert.Error(t, runHealth(context.Background(), nil))
+}
+
+// TestImageCarriesNoSecrets checks the container files: the build context
+// leaves out the data directory (the generated cookie secret), node_modules
+// and .git; the HEALTHCHECK hard-codes no port; compose gives Redis a
+// maxmemory with a policy that evicts only keys with a TTL.
+func TestImageCarriesNoSecrets(t *testing.T) {
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", name))
+		require.NoError(t, err, name)
+		return string(b)
+	}
+	ignore := strings.Fields(read(".dockerignore"))
+	for _, must := range []string{"etalage-data/", "**/node_modules/", ".git/", "**/cookie-secret", "**/admin-token"} {
+		assert.Contains(t, ignore, must)
+	}
+	df := read("Dockerfile")
+	for _, line := range strings.Split(df, "\n") {
+		if strings.HasPrefix(line, "HEALTHCHECK") {
+			assert.NotContains(t, line, "8080", "the check follows ETALAGE_LISTEN")
+			assert.True(t, strings.HasSuffix(strings.TrimSpace(line), `"health"]`), line)
+		}
+	}
+	compose := read("docker-compose.yml")
+	assert.Contains(t, compose, `"--maxmemory", "256mb"`)
+	assert.Contains(t, compose, `"--maxmemory-policy", "volatile-ttl"`)
 }

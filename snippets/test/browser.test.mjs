@@ -194,6 +194,26 @@ test('identify without a token stays on the own profile; the owner signs in with
   await att.context.close();
 });
 
+test('a cookie that does not come back (cross-site) stores nothing and says so', async () => {
+  const { context, page } = await newPage();
+  // A plain shop page (the demo's helpers flush on load, which would hide
+  // what the snippet keeps).
+  await page.route(BASE + '/plain/**', (route) => route.fulfill({ contentType: 'text/html',
+    body: '<!doctype html><script async src="/snippet.js"></script><div data-etalage-slot="home-hero">x</div>' }));
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  const first = await visit(page, '/plain/a');
+  assert.equal(first.cookie, undefined, 'a first visit is normal');
+  // Stand-in for a browser blocking a third-party cookie: it never comes back.
+  await context.clearCookies();
+  const again = await visit(page, '/plain/b');
+  assert.equal(again.cookie, 'missing');
+  assert.ok(errors.some((e) => e.includes('does not come back')), 'the console says why: ' + errors.join(' | '));
+  const queued = await page.evaluate(() => JSON.parse(localStorage.getItem('etalage:q') || '[]'));
+  assert.ok(queued.some((e) => e.type === 'page_view' && e.url === '/plain/b'), 'the page view is kept, not stored');
+  await context.close();
+});
+
 test('the snippet is small and revalidates with its ETag', async () => {
   const r = await fetch(BASE + '/snippet.js', { headers: { 'Accept-Encoding': 'gzip' } });
   assert.equal(r.status, 200);
