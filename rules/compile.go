@@ -476,34 +476,8 @@ func (s *Set) compileBlocks(c *checker, n node) {
 			c.add(bn.path, "a block needs html, data or both")
 		}
 		if sc, ok := m["schedule"]; ok {
-			sm := c.fields(sc, "from", "to")
 			x.scheduled = true
-			for _, k := range []string{"from", "to"} {
-				v, has := sm[k]
-				if !has {
-					continue
-				}
-				str, ok := c.str(v)
-				if !ok {
-					continue
-				}
-				t, ok := parseDate(str, s.loc)
-				if !ok {
-					c.add(v.path, "%q is not a date like 2026-11-10 or an RFC 3339 time", str)
-					continue
-				}
-				if k == "from" {
-					x.from = t
-				} else {
-					if len(str) == len(time.DateOnly) {
-						t = t.AddDate(0, 0, 1) // the whole last day
-					}
-					x.to = t
-				}
-			}
-			if !x.from.IsZero() && !x.to.IsZero() && !x.to.After(x.from) {
-				c.add(sc.at("to"), "ends before it starts")
-			}
+			x.from, x.to = s.schedule(c, sc)
 		}
 		if okID && okSlot {
 			s.slots[slot] = append(s.slots[slot], b)

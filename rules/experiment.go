@@ -388,7 +388,8 @@ func (s *Set) compileVariants(c *checker, e *Experiment, n node) {
 	}
 }
 
-// schedule compiles {from, to} like a block's schedule.
+// schedule compiles a block's or an experiment's {from, to}: a date alone
+// runs to the end of that day.
 func (s *Set) schedule(c *checker, sc node) (from, to time.Time) {
 	sm := c.fields(sc, "from", "to")
 	for _, k := range []string{"from", "to"} {
