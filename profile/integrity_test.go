@@ -149,19 +149,7 @@ func TestOneIdentifierOneProfile(t *testing.T) {
 			_, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "own" + string(rune('a'+i)) + "@example.nl"}}, pol)
 			require.NoError(t, err)
 		}
-		var wg sync.WaitGroup
-		ends := make([]string, devices)
-		for i := range pids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "shared@example.nl"}, {Type: profile.PageView, URL: "/shared"}}, pol)
-				if assert.NoError(t, err) {
-					ends[i] = snap.Primary.ID
-				}
-			}()
-		}
-		wg.Wait()
+		ends := recordAtOnce(t, svc, pids, []profile.Event{{Type: profile.Identify, Proven: true, Email: "shared@example.nl"}, {Type: profile.PageView, URL: "/shared"}}, pol)
 		got := holders(t, svc, st, "shared@example.nl", "")
 		require.Len(t, got, 1, "one profile holds the address")
 		for i := range ends {

@@ -318,19 +318,7 @@ func TestIdentifyConcurrently(t *testing.T) {
 			_, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.PageView, URL: "/sneakers"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
 			require.NoError(t, err)
 		}
-		var wg sync.WaitGroup
-		survivors := make([]string, devices)
-		for i := range pids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				snap, err := svc.Record(ctx, pids[i], nil, []profile.Event{{Type: profile.Identify, Proven: true, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
-				if assert.NoError(t, err) {
-					survivors[i] = snap.Primary.ID
-				}
-			}()
-		}
-		wg.Wait()
+		survivors := recordAtOnce(t, svc, pids, []profile.Event{{Type: profile.Identify, Proven: true, Email: "many@example.nl"}, {Type: profile.PageView, URL: "/sneakers"}}, pol)
 		contact, err := svc.Resolve(ctx, "email:many@example.nl")
 		require.NoError(t, err)
 		for i, s := range survivors {
@@ -624,4 +612,24 @@ func TestStoredRecordStaysUnder64KB(t *testing.T) {
 		assert.Equal(t, long("99o", 128), p.Orders[len(p.Orders)-1].ID, "the newest order id is kept")
 		assert.Len(t, p.Interests, profile.MaxInterests)
 	})
+}
+
+// recordAtOnce records the same events on every one of pids at once, as
+// devices racing each other, and returns the profile each one ended in.
+func recordAtOnce(t *testing.T, svc *profile.Service, pids []string, events []profile.Event, pol *profile.Policy) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	ends := make([]string, len(pids))
+	for i := range pids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			snap, err := svc.Record(context.Background(), pids[i], nil, events, pol)
+			if assert.NoError(t, err) {
+				ends[i] = snap.Primary.ID
+			}
+		}()
+	}
+	wg.Wait()
+	return ends
 }
