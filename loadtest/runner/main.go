@@ -45,7 +45,7 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved wrk rounds; the table shows each figure's median")
-	flag.StringVar(&o.only, "only", "", "comma-separated targets: hello_redis,hello_post,decide_warm,decide_cold,events,mixed (hello always runs; hello_post needs decide_warm)")
+	flag.StringVar(&o.only, "only", "", "comma-separated targets: hello_redis,hello_post,decide_warm,decide_cold,events,mixed,cluster (hello always runs; hello_post needs decide_warm)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, k6 summaries, visitor lists)")
 	flag.StringVar(&o.generator, "generator", "wrk,k6", "load generators to run: wrk, k6 or both")
 	flag.IntVar(&o.warm, "warm-visitors", 1000, "visitors for warm decide (all cached)")
@@ -240,5 +240,17 @@ func run(o options) (failed bool, err error) {
 		}
 		rows = append(rows, r...)
 	}
-	return report(os.Stdout, rows, o), nil
+	var cluster *clusterResult
+	if o.uses("k6") && o.wants("cluster") {
+		r, res, err := runCluster(&ps, k6, filepath.Join(work, "etalage"), redisBin, work, o)
+		if err != nil {
+			return false, err
+		}
+		rows, cluster = append(rows, r...), res
+	}
+	failed = report(os.Stdout, rows, o)
+	if cluster != nil {
+		cluster.print(os.Stdout)
+	}
+	return failed, nil
 }
