@@ -104,8 +104,8 @@ func runCluster(ps *procs, k6, etalage, redisBin, work string, o options) ([]row
 		name := "cluster-node-" + strconv.Itoa(i+1)
 		pub, adm := freeAddr(), freeAddr()
 		args := []string{"serve", "--listen", pub, "--admin-listen", adm, "--store", store, "--cache-size", "256MiB",
-			"--secret", "loadtest-secret-0123456789abcdef", "--api-key", "loadtest-api-key-0123456789abcdef",
-			"--dev", "--cookie-secure=false", "--rate-limit", "0", "--log-format", "json", "--demo", "false", "--now", "2026-11-24T12:00:00Z"}
+			"--secret", "loadtest-secret-0123456789abcdef", "--api-key", apiKey,
+			"--dev", "--cookie-secure=false", "--rate-limit", "0", "--log-format", "json", "--demo", "false", "--now", frozenNow}
 		if err := ps.start(pin(0, etalage, args...), filepath.Join(work, name+".log")); err != nil {
 			return nil, nil, err
 		}
@@ -324,7 +324,8 @@ func storedEvents(ctx context.Context, store, admin string) (eventCounts, error)
 		return eventCounts{}, err
 	}
 	defer st.Close()
-	svc := profile.NewService(st, profile.Options{})
+	now, _ := time.Parse(time.RFC3339, frozenNow)
+	svc := profile.NewService(st, profile.Options{Now: func() time.Time { return now }})
 	var total eventCounts
 	cursor := ""
 	for {
