@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -150,14 +148,9 @@ func runCluster(ps *procs, k6, etalage, redisBin, work string, o options) ([]row
 	}
 	waitTraffic(nodes[0].admin, start.Add(*clusterDuration/2))
 	changeErr := res.change(nodes, start)
-	err = cmd.Wait()
-	thresholdsOK := true
-	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == 99 {
-		thresholdsOK = false
-	} else if err != nil {
-		out, _ := os.ReadFile(summary + ".log")
-		return nil, nil, fmt.Errorf("k6 mixed.js over %d nodes: %w\n%s", clusterNodes, err, out)
+	thresholdsOK, err := k6Passed(cmd.Wait(), summary+".log")
+	if err != nil {
+		return nil, nil, fmt.Errorf("k6 mixed.js over %d nodes: %w", clusterNodes, err)
 	}
 	if changeErr != nil {
 		return nil, nil, changeErr

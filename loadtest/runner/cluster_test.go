@@ -205,11 +205,8 @@ func TestInfoFields(t *testing.T) {
 // masters on free ports that route every slot, and the statistics the
 // runner reads from each.
 func TestStartRedisCluster(t *testing.T) {
-	bin, err := findOrInstall("redis-server", "redis-server")
-	require.NoError(t, err)
-	var ps procs
-	t.Cleanup(ps.stop)
-	addrs, err := startRedisCluster(&ps, bin, t.TempDir(), 0)
+	bin, ps := redisProcs(t)
+	addrs, err := startRedisCluster(ps, bin, t.TempDir(), 0)
 	require.NoError(t, err)
 	require.Len(t, addrs, 3)
 	ctx := context.Background()
@@ -230,4 +227,15 @@ func TestStartRedisCluster(t *testing.T) {
 		assert.Positive(t, s.commands, a)
 		assert.Positive(t, s.memory, a)
 	}
+}
+
+// redisProcs returns redis-server and the processes a test starts, stopped
+// when it ends.
+func redisProcs(t *testing.T) (string, *procs) {
+	t.Helper()
+	bin, err := findOrInstall("redis-server", "redis-server")
+	require.NoError(t, err)
+	ps := &procs{}
+	t.Cleanup(ps.stop)
+	return bin, ps
 }

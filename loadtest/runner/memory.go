@@ -404,38 +404,6 @@ func (m *memoryRun) cache(ctx context.Context, kinds []*kindMemory) error {
 	return nil
 }
 
-// parallel runs f for 0..n-1 on 16 goroutines and returns the first error.
-func parallel(n int, f func(i int) error) error {
-	next := make(chan int)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(i); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
-}
-
 var keyClasses = []string{"primary", "seasonal", "season index", "link", "claim", "shared", "other"}
 
 // printMemory prints, per kind of visitor, the bytes per visitor of each

@@ -74,10 +74,7 @@ func TestParallel(t *testing.T) {
 // kind of the visitor it belongs to, by its hash tag or, for links and
 // claims, by the profile they name; keys of nobody's are left out.
 func TestMemoryKeys(t *testing.T) {
-	bin, err := findOrInstall("redis-server", "redis-server")
-	require.NoError(t, err)
-	var ps procs
-	t.Cleanup(ps.stop)
+	bin, ps := redisProcs(t)
 	addr := freeAddr()
 	_, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
