@@ -81,7 +81,7 @@ test('three sneaker views make a sneaker fan', async () => {
 });
 
 test('a gift toy bought in November shows the Sinterklaas banner, and never makes a toy fan', async () => {
-  const { context, page } = await newPage();
+  const { context, page } = await demoPage();
   await visit(page, '/demo/p/playmobil-sint');
   await page.check('#gift');
   await page.click('#buy');
