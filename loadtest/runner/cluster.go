@@ -134,7 +134,9 @@ func runCluster(ps *procs, k6, etalage, redisBin, work string, o options) ([]row
 	cmd := pin(1, k6, "run", "--quiet", "--no-color", "--summary-export", summary,
 		"--summary-trend-stats", "avg,med,p(95),p(99),max",
 		"-e", "BASES="+strings.Join(bases, ","), "-e", "VUS=8", "-e", "DURATION="+strconv.Itoa(int(clusterDuration.Seconds()))+"s",
-		"-e", "P99_MS=15", "-e", "RATE="+strconv.Itoa(o.k6Rate),
+		// mixed.js's own p99 bound: three nodes share one core here, so
+		// the scenario's goal is no errors, its latencies are reported.
+		"-e", "P99_MS=50", "-e", "RATE="+strconv.Itoa(o.k6Rate),
 		filepath.Join("loadtest", "k6", "mixed.js"))
 	log, err := os.Create(summary + ".log")
 	if err != nil {
@@ -426,6 +428,10 @@ func (res *clusterResult) rows(summary []byte, nodes []clusterNode, rate int, th
 	}
 	if res.requests > 0 {
 		notes = append(notes, fmt.Sprintf("CPU %.3f ms/request", 1000*cpu/res.requests))
+	}
+	if d := m("dropped_iterations", "count"); d > 0 {
+		// Not an error: k6's 8 connections fell behind the arrival rate.
+		notes = append(notes, fmt.Sprintf("%.0f requests not sent: the generator fell behind the rate", d))
 	}
 	notes = append(notes, fmt.Sprintf("revision %d→%d on every node within %s: %s", res.fromRev, res.toRev, *clusterConverge, verdict(converged)))
 	notes = append(notes, fmt.Sprintf("acknowledged %s; found %s", res.acked, res.stored))

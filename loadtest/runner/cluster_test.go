@@ -118,7 +118,8 @@ const clusterSummary = `{"metrics":{
  "checks":{"passes":60000,"fails":0},
  "views_acknowledged":{"count":30000},
  "carts_acknowledged":{"count":7500},
- "orders_acknowledged":{"count":1500}
+ "orders_acknowledged":{"count":1500},
+ "dropped_iterations":{"count":12}
 }}`
 
 func clusterFixture() (*clusterResult, []clusterNode) {
@@ -153,6 +154,7 @@ func TestClusterRows(t *testing.T) {
 	assert.False(t, all.failed, all.note)
 	assert.Contains(t, all.note, "revision 1→2 on every node within 1s: met")
 	assert.Contains(t, all.note, "acknowledged 30000 page views, 7500 cart adds, 1500 orders; found 30000 page views")
+	assert.Contains(t, all.note, "12 requests not sent: the generator fell behind the rate")
 
 	var b strings.Builder
 	assert.False(t, report(&b, rows, options{generator: "k6"}))

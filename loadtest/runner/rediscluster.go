@@ -101,9 +101,21 @@ func startRedisCluster(ps *procs, redisBin, work string, cpu int) ([]string, err
 }
 
 func waitRedis(addr string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	// The port first: go-redis logs every refused dial.
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis-server on %s did not answer: %w", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		err := c.Ping(ctx).Err()
