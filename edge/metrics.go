@@ -154,15 +154,6 @@ func (h *histogram) observe(v int64) {
 // observeSize is observe for the store's batch observer.
 func (h *histogram) observeSize(n int) { h.observe(int64(n)) }
 
-// count is the number of observations.
-func (h *histogram) count() uint64 {
-	var n uint64
-	for i := range h.counts {
-		n += h.counts[i].Load()
-	}
-	return n
-}
-
 // write writes the samples of one labelled series; observations and
 // bounds are divided by scale (1e9 turns nanoseconds into seconds).
 func (h *histogram) write(w io.Writer, name, labels string, scale float64) {
