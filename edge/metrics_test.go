@@ -36,7 +36,7 @@ func scrape(tb testing.TB, h *harness) map[string]float64 {
 // batch, and Redis going away until the breaker opens.
 func TestStoreMetricsMove(t *testing.T) {
 	p := redistest.StartServer(t)
-	st, err := redisstore.Open(context.Background(), "redis://"+p.Addr+"/0", redisstore.Options{})
+	st, err := redisstore.Open(context.Background(), "redis://"+p.Addr+"/0", redistest.Options())
 	require.NoError(t, err)
 	h := newHarnessWithStore(t, st, func(c *Config) { c.RateLimit = 0 })
 	const (

@@ -73,7 +73,9 @@ func TestGetConcurrentAnswersEachCaller(t *testing.T) {
 		"cluster": func(t *testing.T) string { return "redis-cluster://" + strings.Join(redistest.Cluster(t), ",") },
 	} {
 		t.Run(name, func(t *testing.T) {
-			st, err := redisstore.Open(context.Background(), url(t), redisstore.Options{Prefix: "b" + name})
+			opts := redistest.Options()
+			opts.Prefix = "b" + name
+			st, err := redisstore.Open(context.Background(), url(t), opts)
 			require.NoError(t, err)
 			t.Cleanup(func() { st.Close() })
 			var sizes batchSizes

@@ -1,4 +1,4 @@
-package redisstore
+package redisstore_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etalage/etalage/profile/redisstore"
 	"github.com/etalage/etalage/profile/redisstore/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -46,17 +47,17 @@ func TestBatcherCallerDeadline(t *testing.T) {
 	require.NoError(t, c.Set(context.Background(), "p", "patient", 0).Err())
 	g := make(gate)
 	c.AddHook(g)
-	b := newBatcher(c, 1, 8)
-	t.Cleanup(b.shutdown)
+	b := redisstore.NewBatcher(c, 1, 8)
+	t.Cleanup(b.Shutdown)
 	t.Cleanup(func() { close(g) }) // first: a failed test lets the worker go
 	var mu sync.Mutex
 	var sizes []int
 	f := func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
-	b.observe.Store(&f)
+	b.Observe(f)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { // the first read goes alone and holds the one worker
-		_, err := b.mget(context.Background(), []string{"x"})
+		_, err := b.MGet(context.Background(), []string{"x"})
 		assert.NoError(t, err)
 	})
 	time.Sleep(50 * time.Millisecond)
@@ -65,7 +66,7 @@ func TestBatcherCallerDeadline(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		patient, err = b.mget(ctx, []string{"p"})
+		patient, err = b.MGet(ctx, []string{"p"})
 		assert.NoError(t, err)
 	})
 	short := make(chan error, 1)
@@ -73,7 +74,7 @@ func TestBatcherCallerDeadline(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		_, err := b.mget(ctx, []string{"s"})
+		_, err := b.MGet(ctx, []string{"s"})
 		short <- err
 	}()
 	time.Sleep(100 * time.Millisecond) // both wait for the worker
@@ -97,17 +98,17 @@ func TestBatcherCallerDeadline(t *testing.T) {
 // of its callers, and under none when one of them has none.
 func TestBatcherDeadlineIsTheLatest(t *testing.T) {
 	now := time.Now()
-	at := func(d time.Duration) *read {
+	at := func(d time.Duration) context.Context {
 		ctx, cancel := context.WithDeadline(context.Background(), now.Add(d))
 		t.Cleanup(cancel)
-		return &read{ctx: ctx}
+		return ctx
 	}
-	ctx, cancel := batchContext([]*read{at(time.Second), at(3 * time.Second), at(2 * time.Second)})
+	ctx, cancel := redisstore.BatchContext(at(time.Second), at(3*time.Second), at(2*time.Second))
 	d, ok := ctx.Deadline()
 	cancel()
 	require.True(t, ok)
 	assert.Equal(t, now.Add(3*time.Second), d)
-	ctx, cancel = batchContext([]*read{at(time.Second), {ctx: context.Background()}})
+	ctx, cancel = redisstore.BatchContext(at(time.Second), context.Background())
 	_, ok = ctx.Deadline()
 	cancel()
 	assert.False(t, ok)
