@@ -116,4 +116,3 @@ func (s *Store) BlockCounts(ctx context.Context, days []string) ([]profile.Block
 	}
 	return out, nil
 }
-
