@@ -7,6 +7,12 @@
 //     and event ingestion, at 64 and 8 connections, in interleaved rounds;
 //   - with k6, the scenarios under loadtest/k6 at a fixed arrival rate, each
 //     failing on its own latency and error thresholds.
+//   - with k6 too, three etalage nodes on a Redis Cluster of three masters
+//     under mixed.js spread round robin, with a definitions change half-way
+//     (cluster.go).
+//
+// `run.sh memory` instead measures what a visitor costs in Redis and in a
+// node's cache, for docs/CAPACITY.md (memory.go).
 //
 // It prints one table with every figure's median over the rounds and each
 // throughput as a ratio to hello measured in the same run, then the goals
