@@ -46,6 +46,7 @@ type options struct {
 	cold      int
 	k6Rate    int
 	exp       bool
+	pprof     string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&o.cold, "cold-visitors", 10000, "visitors for cold decide and events")
 	flag.IntVar(&o.k6Rate, "k6-rate", 2000, "arrival rate of the k6 scenarios, requests per second")
 	flag.BoolVar(&o.exp, "experiment", false, "run the servers on the demo definitions with one 50/50 experiment on the hero, open to every visitor (experiment.go)")
+	flag.StringVar(&o.pprof, "pprof", "", "comma-separated etalage targets (decide_warm,decide_cold,events) to CPU-profile during their 64-connection wrk runs, into the work directory (use with -keep)")
 	if len(os.Args) > 1 && os.Args[1] == "memory" {
 		// ./loadtest/run.sh memory: what a visitor costs in Redis and in
 		// a node's cache (docs/CAPACITY.md).
