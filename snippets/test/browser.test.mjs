@@ -282,6 +282,26 @@ test('events are retried after a 503 with Retry-After', async () => {
   await context.close();
 });
 
+test('a flush while a batch is on its way waits for it and sends nothing twice', async () => {
+  const { context, page } = await newPage();
+  await page.route(BASE + '/plain/**', (route) => route.fulfill({ contentType: 'text/html',
+    body: '<!doctype html><script async src="/snippet.js"></script><div data-etalage-slot="home-hero">x</div>' }));
+  await visit(page, '/plain/a');
+  const sent = [];
+  await page.route('**/v1/events', async (route) => {
+    sent.push(JSON.parse(route.request().postData()).events.map((e) => e.type));
+    await new Promise((r) => setTimeout(r, 800)); // a slow network
+    return route.continue();
+  });
+  await page.evaluate(() => window.etalage.track('cart_add', { sku: 'a', price: 1 }));
+  await page.waitForTimeout(300); // the scheduled flush is on its way
+  const stored = await page.evaluate(() => window.etalage.flush().then(() => localStorage.getItem('etalage:q')));
+  assert.equal(stored, '[]', 'when flush() resolves, the batch on its way is stored');
+  await page.waitForTimeout(300);
+  assert.deepEqual(sent, [['cart_add']], 'the cart_add went once');
+  await context.close();
+});
+
 test('a late answer swaps only slots that ask for it', async () => {
   const { context, page } = await newPage();
   await page.route('**/demo/', async (route) => {
