@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// Location is the definitions' time zone (timezone:, default UTC).
-func (s *Set) Location() *time.Location { return s.loc }
-
 // SegmentIDs returns the segment ids in document order.
 func (s *Set) SegmentIDs() []string {
 	out := make([]string, len(s.segments))
