@@ -12,7 +12,7 @@ import (
 // pretendBrowser is one browser of the demo: its visitor cookie and its
 // pretend cookie, as a browser keeps them between requests.
 type pretendBrowser struct {
-	h               *harness
+	h                *harness
 	visitor, pretend string
 }
 
