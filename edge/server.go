@@ -171,7 +171,7 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		blocks:  newBlockCounter(),
 		done:    make(chan struct{}),
 	}
-	s.profiles = profile.NewService(store, profile.Options{Now: cfg.Now})
+	s.profiles = profile.NewService(s.metrics.watchStore(store), profile.Options{Now: cfg.Now})
 	var err error
 	if s.agents, err = newAgents(); err != nil {
 		return nil, fmt.Errorf("user agent cache: %w", err)

@@ -45,6 +45,7 @@ type options struct {
 	warm      int
 	cold      int
 	k6Rate    int
+	pprof     string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.warm, "warm-visitors", 1000, "visitors for warm decide (all cached)")
 	flag.IntVar(&o.cold, "cold-visitors", 10000, "visitors for cold decide and events")
 	flag.IntVar(&o.k6Rate, "k6-rate", 2000, "arrival rate of the k6 scenarios, requests per second")
+	flag.StringVar(&o.pprof, "pprof", "", "comma-separated etalage targets (decide_warm,decide_cold,events) to CPU-profile during their 64-connection wrk runs, into the work directory (use with -keep)")
 	if len(os.Args) > 1 && os.Args[1] == "memory" {
 		// ./loadtest/run.sh memory: what a visitor costs in Redis and in
 		// a node's cache (docs/CAPACITY.md).
