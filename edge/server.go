@@ -30,7 +30,11 @@ type Config struct {
 	ConsentNeeded  bool // --consent required
 	AllowedOrigins []string
 	Demo           bool // serve /demo/ and the visitor's own explain at /demo/api/me
-	Now            func() time.Time
+	// DemoPretend lets the demo page pretend a time, a device and a
+	// return visit for the browser's own requests (pretend.go); serve
+	// sets it with --dev only.
+	DemoPretend bool
+	Now         func() time.Time
 
 	StoreDeadline  time.Duration // per decide, default 50 ms
 	WriteDeadline  time.Duration // per decide that carries events, default 250 ms
@@ -167,7 +171,7 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		blocks:  newBlockCounter(),
 		done:    make(chan struct{}),
 	}
-	s.profiles = profile.NewService(store, profile.Options{Now: cfg.Now})
+	s.profiles = profile.NewService(s.metrics.watchStore(store), profile.Options{Now: cfg.Now})
 	var err error
 	if s.agents, err = newAgents(); err != nil {
 		return nil, fmt.Errorf("user agent cache: %w", err)

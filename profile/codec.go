@@ -10,9 +10,10 @@ import (
 
 // The record format is a compact binary encoding, versioned by its first
 // byte. It is private to this package: stores keep it as opaque bytes.
-// Version 2 appends the experiment assignments; version 1 records (without
-// them) still decode.
-const codecVersion = 2
+// Version 2 appends the experiment assignments, version 3 then each
+// order's counted purchase counters (Order.Counted); older records still
+// decode.
+const codecVersion = 3
 
 // errCorrupt reports a record that does not decode; it is never shown to a
 // visitor (Load treats such a record as absent and logs nothing private).
@@ -98,6 +99,12 @@ func Encode(dst []byte, p *Profile) []byte {
 		e.int(a.At)
 		e.int(a.Converted)
 	}
+	for _, o := range p.Orders {
+		e.uint(uint64(len(o.Counted)))
+		for _, h := range o.Counted {
+			e.b = binary.LittleEndian.AppendUint64(e.b, h)
+		}
+	}
 	return e.b
 }
 
@@ -109,7 +116,7 @@ func Encode(dst []byte, p *Profile) []byte {
 func Decode(b []byte) (*Profile, error) {
 	d := decoder{b: b, s: string(b)}
 	v := d.byte()
-	if v != 1 && v != codecVersion {
+	if v < 1 || v > codecVersion {
 		return nil, fmt.Errorf("%w: format %d", errCorrupt, v)
 	}
 	p := &Profile{}
@@ -204,6 +211,28 @@ func Decode(b []byte) (*Profile, error) {
 			p.Experiments = make([]Assignment, n)
 			for i := range p.Experiments {
 				p.Experiments[i] = Assignment{Experiment: d.str(), Variant: d.str(), At: d.int(), Converted: d.int()}
+			}
+		}
+	}
+	if v >= 3 && len(p.Orders) > 0 {
+		// The record ends here: its remaining bytes bound the hashes, so
+		// one array holds them all.
+		all := make([]uint64, 0, len(d.b)/8)
+		for i := range p.Orders {
+			n := d.count()
+			if n > len(d.b)/8 {
+				d.fail()
+			}
+			if d.err != nil {
+				break
+			}
+			start := len(all)
+			for range n {
+				all = append(all, binary.LittleEndian.Uint64(d.b))
+				d.b = d.b[8:]
+			}
+			if n > 0 {
+				p.Orders[i].Counted = all[start:len(all):len(all)]
 			}
 		}
 	}

@@ -67,7 +67,7 @@ func (p *Profile) MemSize() int {
 	}
 	n += cap(p.Orders)*int(unsafe.Sizeof(Order{})) + allocOverhead
 	for _, o := range p.Orders {
-		n += len(o.ID)
+		n += len(o.ID) + 8*cap(o.Counted)
 	}
 	n += cap(p.Behaviour)*int(unsafe.Sizeof(Counter{})) + allocOverhead
 	for i := range p.Behaviour {

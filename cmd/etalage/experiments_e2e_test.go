@@ -19,7 +19,7 @@ import (
 // holdout, written to a file for --definitions.
 func experimentDefs(t *testing.T) string {
 	t.Helper()
-	doc := string(rules.Demo()) + `
+	doc := string(rules.DemoWithoutExperiments()) + `
   - {id: hero-bold, slot: home-hero, priority: -100, html: "<h1>Alles voor je volgende stap</h1>"}
 experiments:
   - id: hero-test
