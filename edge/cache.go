@@ -7,40 +7,57 @@ import (
 	"github.com/etalage/etalage/profile"
 )
 
-// profileCache keeps decoded profiles in memory, bounded by a byte budget
-// (each entry costs its estimated heap size, profile.Snapshot.MemSize) and
-// a TTL. This node's own writes replace entries at once; other nodes' writes
-// are seen when the entry expires, so cross-node staleness is at most the TTL.
+// profileCache keeps profiles in memory, bounded by a byte budget and a
+// TTL. Entries are packed (profile.Packed: the stored records in one
+// string, about 1 KB for a returning visitor) and unpacked on each hit
+// into the request's scratch memory, so that a node holds a million
+// visitors in under 2 GiB and a warm decide still allocates nothing. Each
+// entry costs its packed size plus ristretto's bookkeeping. This node's
+// own writes replace entries at once; other nodes' writes are seen when
+// the entry expires, so cross-node staleness is at most the TTL.
 type profileCache struct {
-	c   *ristretto.Cache[string, *cacheEntry]
+	c   *ristretto.Cache[string, cacheEntry]
 	ttl time.Duration
+	svc *profile.Service
 }
 
 // cacheEntry remembers the policy a snapshot was loaded with: its seasonal
-// profiles are parallel to that policy's seasons, so a definitions swap
+// records are parallel to that policy's seasons, so a definitions swap
 // makes older entries misses.
 type cacheEntry struct {
-	snap   *profile.Snapshot
+	packed profile.Packed
 	policy *profile.Policy
 }
 
-// entryOverhead is the cache entry itself and ristretto's bookkeeping of
-// it (store map entry, expiry bucket) beyond the snapshot.
-const entryOverhead = 160
+// entryOverhead is ristretto's bookkeeping of an entry beyond the packed
+// snapshot: its store map slot (key hashes, the entry, the expiry time),
+// its expiry bucket slot and its cost in the admission policy, at the
+// load factors Go's maps run at (TestCacheStaysWithinBudget measures it).
+const entryOverhead = 200
+
+// MemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit) for
+// a node with a profile cache of budget bytes: the budget, a quarter more
+// as the garbage collector's headroom, and 128 MiB for everything else
+// (connections, definitions, request buffers). A full cache then costs
+// its budget and a quarter in resident memory rather than twice its
+// budget, which is where GOGC=100 alone would let the heap grow.
+func MemoryLimit(budget int64) int64 {
+	return budget + budget/4 + 128<<20
+}
 
 // newProfileCache returns nil (no caching: every decide reads the store)
-// for a negative budget.
-func newProfileCache(budget int64, ttl time.Duration) (*profileCache, error) {
+// for a negative budget. svc unpacks the entries.
+func newProfileCache(budget int64, ttl time.Duration, svc *profile.Service) (*profileCache, error) {
 	if budget < 0 {
 		return nil, nil
 	}
 	// ristretto wants ~10 counters per expected item; a returning visitor's
-	// snapshot is a few KB (TestCacheStaysWithinBudget prints it).
-	counters := budget / 300
+	// entry is about 1.3 KB (TestCacheStaysWithinBudget prints it).
+	counters := budget / 130
 	if counters < 10_000 {
 		counters = 10_000
 	}
-	c, err := ristretto.NewCache(&ristretto.Config[string, *cacheEntry]{
+	c, err := ristretto.NewCache(&ristretto.Config[string, cacheEntry]{
 		NumCounters: counters,
 		MaxCost:     budget,
 		BufferItems: 64,
@@ -48,7 +65,7 @@ func newProfileCache(budget int64, ttl time.Duration) (*profileCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &profileCache{c: c, ttl: ttl}, nil
+	return &profileCache{c: c, ttl: ttl, svc: svc}, nil
 }
 
 func (pc *profileCache) close() {
@@ -57,8 +74,9 @@ func (pc *profileCache) close() {
 	}
 }
 
-// get returns the cached snapshot of pid loaded under pol, or nil.
-func (pc *profileCache) get(pid string, pol *profile.Policy) *profile.Snapshot {
+// get returns the cached snapshot of pid loaded under pol, or nil. It is
+// unpacked into sc (nil: new memory) and valid until the next use of sc.
+func (pc *profileCache) get(pid string, pol *profile.Policy, sc *profile.Scratch) *profile.Snapshot {
 	if pc == nil {
 		return nil
 	}
@@ -66,7 +84,7 @@ func (pc *profileCache) get(pid string, pol *profile.Policy) *profile.Snapshot {
 	if !ok || e.policy != pol {
 		return nil
 	}
-	return e.snap
+	return pc.svc.Unpack(pid, e.packed, pol, sc)
 }
 
 // set caches snap for pid under pol.
@@ -74,8 +92,8 @@ func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Pol
 	if pc == nil {
 		return
 	}
-	cost := int64(entryOverhead + snap.MemSize())
-	pc.c.SetWithTTL(pid, &cacheEntry{snap: snap, policy: pol}, cost, pc.ttl)
+	p := snap.Pack()
+	pc.c.SetWithTTL(pid, cacheEntry{packed: p, policy: pol}, int64(entryOverhead+p.MemSize()), pc.ttl)
 }
 
 // del forgets pid.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -155,6 +156,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	cfg, err := m.config(&o)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.CacheBytes > 0 {
+		// Without a limit the GC lets the heap grow to twice the live
+		// cache before it collects (GOGC=100); GOMEMLIMIT overrides.
+		debug.SetMemoryLimit(edge.MemoryLimit(cfg.CacheBytes))
 	}
 	kind, target, _ := strings.Cut(o.store, ":")
 	dir := ""
