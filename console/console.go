@@ -1,10 +1,8 @@
 package console
 
 import (
-	"crypto/rand"
 	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"io/fs"
 	"mime"
@@ -51,17 +49,16 @@ type Config struct {
 }
 
 // Console serves /admin/ and lets signed-in sessions call /admin/v1/.
+// Sessions live in the cookie itself (see session.go), so that every node
+// behind a load balancer, and a restarted one, accepts them.
 type Console struct {
-	cfg      Config
-	mu       sync.Mutex
-	sessions map[string]*session
-	failures []time.Time // recent failed sign-ins, for the brake
-}
-
-type session struct {
-	csrf     string
-	created  time.Time
-	lastUsed time.Time
+	cfg Config
+	key []byte // signs session cookies; derived from SignInToken
+	mu  sync.Mutex
+	// signedOut holds the nonces of sessions signed out on this node until
+	// they would have expired anyway; failures the recent wrong tokens.
+	signedOut map[string]time.Time
+	failures  []time.Time
 }
 
 // New returns a Console.
@@ -75,7 +72,7 @@ func New(cfg Config) *Console {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Console{cfg: cfg, sessions: map[string]*session{}}
+	return &Console{cfg: cfg, key: sessionKey(cfg.SignInToken), signedOut: map[string]time.Time{}}
 }
 
 // Wrap returns the admin handler with the console in front: /admin/ (the
@@ -92,9 +89,15 @@ func (c *Console) Wrap(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 			c.serveSession(ctx)
 		case strings.HasPrefix(p, "/admin/v1/") || p == "/metrics" || strings.HasPrefix(p, "/debug/"):
 			if len(ctx.Request.Header.Peek("Authorization")) == 0 && len(ctx.Request.Header.Cookie(CookieName)) > 0 {
-				if !c.authorize(ctx) {
+				s, ok := c.authorize(ctx)
+				if !ok {
 					return
 				}
+				next(ctx)
+				// After the API's answer, which may have reset the
+				// response: the idle time slides on errors too.
+				c.touch(ctx, s)
+				return
 			}
 			next(ctx)
 		case p == "/admin/" || strings.HasPrefix(p, "/admin/assets/"):
@@ -138,14 +141,6 @@ func (c *Console) serveAsset(ctx *fasthttp.RequestCtx, p string) {
 	ctx.SetBody(b)
 }
 
-func randomToken() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // serveSession answers /admin/session: POST signs in with {"token"}, GET
 // says whether the cookie's session is alive (and hands the page its CSRF
 // token), DELETE signs out.
@@ -173,29 +168,27 @@ func (c *Console) serveSession(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, fasthttp.StatusForbidden, "forbidden", "that is not the admin token")
 			return
 		}
-		id, s := randomToken(), &session{csrf: randomToken(), created: c.cfg.Now(), lastUsed: c.cfg.Now()}
-		c.mu.Lock()
-		c.sweep()
-		c.sessions[id] = s
-		c.mu.Unlock()
-		c.setCookie(ctx, id, int(c.cfg.MaxAge.Seconds()))
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"csrf": s.csrf, "idle_seconds": int(c.cfg.Idle.Seconds())})
+		now := c.cfg.Now()
+		s := session{issued: now, last: now, nonce: newNonce()}
+		c.setCookie(ctx, c.encode(s), int(c.cfg.MaxAge.Seconds()))
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"csrf": c.csrf(s), "idle_seconds": int(c.cfg.Idle.Seconds())})
 	case ctx.IsGet():
-		s := c.lookup(ctx)
-		if s == nil {
+		s, ok := c.lookup(ctx)
+		if !ok {
 			writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "not signed in")
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"csrf": s.csrf, "idle_seconds": int(c.cfg.Idle.Seconds())})
+		c.touch(ctx, s)
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"csrf": c.csrf(s), "idle_seconds": int(c.cfg.Idle.Seconds())})
 	case ctx.IsDelete():
-		s := c.lookup(ctx)
-		if s != nil && !c.csrfOK(ctx, s) {
+		s, ok := c.lookup(ctx)
+		if ok && !c.csrfOK(ctx, s) {
 			writeError(ctx, fasthttp.StatusForbidden, "forbidden", "missing or wrong X-CSRF-Token")
 			return
 		}
-		c.mu.Lock()
-		delete(c.sessions, string(ctx.Request.Header.Cookie(CookieName)))
-		c.mu.Unlock()
+		if ok {
+			c.signOut(s)
+		}
 		c.setCookie(ctx, "", -1)
 		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"signed_out": true})
 	default:
@@ -208,33 +201,33 @@ func (c *Console) serveSession(ctx *fasthttp.RequestCtx) {
 // needs the session's CSRF token in X-CSRF-Token unless it only reads
 // (GET, HEAD), and reads also need it unless they are the preview pages
 // that the console shows in a frame. It writes the refusal itself.
-func (c *Console) authorize(ctx *fasthttp.RequestCtx) bool {
-	s := c.lookup(ctx)
-	if s == nil {
+func (c *Console) authorize(ctx *fasthttp.RequestCtx) (session, bool) {
+	s, ok := c.lookup(ctx)
+	if !ok {
 		c.setCookie(ctx, "", -1)
 		writeError(ctx, fasthttp.StatusUnauthorized, "unauthorized", "signed out: sign in again")
-		return false
+		return s, false
 	}
 	reading := ctx.IsGet() || ctx.IsHead()
 	preview := reading && strings.HasPrefix(string(ctx.Path()), "/admin/v1/preview/")
 	if !preview && !c.csrfOK(ctx, s) {
 		writeError(ctx, fasthttp.StatusForbidden, "forbidden", "missing or wrong X-CSRF-Token")
-		return false
+		return s, false
 	}
 	if !reading && !sameOrigin(ctx) {
 		writeError(ctx, fasthttp.StatusForbidden, "forbidden", "cross-origin request refused")
-		return false
+		return s, false
 	}
 	if c.cfg.APIToken != "" {
 		ctx.Request.Header.Set("Authorization", "Bearer "+c.cfg.APIToken)
 	}
 	ctx.Request.Header.DelCookie(CookieName)
-	return true
+	return s, true
 }
 
-func (c *Console) csrfOK(ctx *fasthttp.RequestCtx, s *session) bool {
+func (c *Console) csrfOK(ctx *fasthttp.RequestCtx, s session) bool {
 	got := ctx.Request.Header.Peek("X-CSRF-Token")
-	return len(got) > 0 && subtle.ConstantTimeCompare(got, []byte(s.csrf)) == 1
+	return len(got) > 0 && subtle.ConstantTimeCompare(got, []byte(c.csrf(s))) == 1
 }
 
 // sameOrigin: a browser sends Origin on every POST, PUT and DELETE; when
@@ -247,38 +240,6 @@ func sameOrigin(ctx *fasthttp.RequestCtx) bool {
 	}
 	_, host, ok := strings.Cut(o, "://")
 	return ok && host == string(ctx.Host())
-}
-
-// lookup returns the live session of the request's cookie and marks it
-// used, or nil when there is none or it timed out.
-func (c *Console) lookup(ctx *fasthttp.RequestCtx) *session {
-	id := string(ctx.Request.Header.Cookie(CookieName))
-	if id == "" {
-		return nil
-	}
-	now := c.cfg.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.sessions[id]
-	if s == nil {
-		return nil
-	}
-	if now.Sub(s.lastUsed) > c.cfg.Idle || now.Sub(s.created) > c.cfg.MaxAge {
-		delete(c.sessions, id)
-		return nil
-	}
-	s.lastUsed = now
-	return s
-}
-
-// sweep drops timed-out sessions; the caller holds mu.
-func (c *Console) sweep() {
-	now := c.cfg.Now()
-	for id, s := range c.sessions {
-		if now.Sub(s.lastUsed) > c.cfg.Idle || now.Sub(s.created) > c.cfg.MaxAge {
-			delete(c.sessions, id)
-		}
-	}
 }
 
 // allowAttempt brakes guessing: ten wrong tokens within a minute block

@@ -2,6 +2,7 @@ package console
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,8 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 func (c *clock) add(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
@@ -93,7 +95,7 @@ func TestSignInSetsAStrictHttpOnlyCookie(t *testing.T) {
 	assert.Equal(t, fasthttp.CookieSameSiteStrictMode, r.cookie.SameSite())
 	assert.Equal(t, "/admin", string(r.cookie.Path()))
 	assert.NotContains(t, r.body, "the-admin-token")
-	assert.NotEqual(t, "the-admin-token", string(r.cookie.Value()), "the cookie is a session id, not the token")
+	assert.NotEqual(t, "the-admin-token", string(r.cookie.Value()), "the cookie is a signed session, not the token")
 }
 
 func TestSessionCallsNeedTheCSRFToken(t *testing.T) {
@@ -129,14 +131,98 @@ func TestIdleSignOut(t *testing.T) {
 	do := serve(t, Config{SignInToken: "the-admin-token", APIToken: "the-admin-token", Idle: 10 * time.Minute, Now: clk.now})
 	cookie, csrf := signIn(t, do)
 	hdr := map[string]string{"Cookie": CookieName + "=" + cookie, "X-CSRF-Token": csrf}
+	// use sends a request with the cookie the browser holds, and keeps
+	// the one the answer re-issues, as a browser does.
+	use := func(uri string) result {
+		r := do("GET", uri, "", hdr)
+		if r.cookie != nil {
+			hdr["Cookie"] = CookieName + "=" + string(r.cookie.Value())
+		}
+		return r
+	}
 	clk.add(9 * time.Minute)
-	assert.Equal(t, 200, do("GET", "/admin/v1/definitions", "", hdr).status)
+	assert.Equal(t, 200, use("/admin/v1/definitions").status)
 	clk.add(9 * time.Minute)
-	assert.Equal(t, 200, do("GET", "/admin/session", "", hdr).status, "use keeps a session alive")
+	assert.Equal(t, 200, use("/admin/session").status, "use keeps a session alive")
 	clk.add(11 * time.Minute)
-	r := do("GET", "/admin/v1/definitions", "", hdr)
+	r := use("/admin/v1/definitions")
 	assert.Equal(t, 401, r.status, "idle past the limit signs out")
-	assert.Equal(t, 401, do("GET", "/admin/session", "", hdr).status)
+	assert.Equal(t, 401, use("/admin/session").status)
+}
+
+// TestSessionOnAnotherNode: behind a load balancer the next request may
+// reach another node, or the same one restarted; a console with the same
+// admin token accepts the session, with the same CSRF token, and still
+// asks for it.
+func TestSessionOnAnotherNode(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	cfg := Config{SignInToken: "the-admin-token", APIToken: "the-admin-token", Idle: 10 * time.Minute, Now: clk.now}
+	a, b := serve(t, cfg), serve(t, cfg)
+	cookie, csrf := signIn(t, a)
+	clk.add(5 * time.Minute)
+	r := b("GET", "/admin/session", "", map[string]string{"Cookie": CookieName + "=" + cookie})
+	require.Equal(t, 200, r.status, "node b knows node a's session: %s", r.body)
+	assert.Contains(t, r.body, `"csrf":"`+csrf+`"`, "the CSRF token is the same on every node")
+	require.NotNil(t, r.cookie, "the session is re-issued with the new activity time")
+	cookie = string(r.cookie.Value())
+
+	r = b("PUT", "/admin/v1/definitions", "x", map[string]string{"Cookie": CookieName + "=" + cookie})
+	assert.Equal(t, 403, r.status, "another node still wants the CSRF token")
+	r = b("PUT", "/admin/v1/definitions", "x", map[string]string{"Cookie": CookieName + "=" + cookie, "X-CSRF-Token": csrf})
+	require.Equal(t, 200, r.status, r.body)
+	assert.Equal(t, "api auth=Bearer the-admin-token cookie=", r.body)
+
+	// The re-issued cookie slid the idle time: 9 minutes later it is
+	// alive on node a (14 minutes after sign-in, idle 10).
+	clk.add(9 * time.Minute)
+	assert.Equal(t, 200, a("GET", "/admin/session", "", map[string]string{"Cookie": CookieName + "=" + cookie}).status)
+
+	other := serve(t, Config{SignInToken: "another-token", Now: clk.now})
+	assert.Equal(t, 401, other("GET", "/admin/session", "", map[string]string{"Cookie": CookieName + "=" + cookie}).status,
+		"a node with another admin token refuses it: changing the token signs everyone out")
+}
+
+// TestSessionCookieRefused: a cookie that was not issued as it stands is
+// no session: forged, tampered with (its times or its signature), signed
+// with another key, past its idle time or its maximum age.
+func TestSessionCookieRefused(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	clk := &clock{t: t0}
+	cfg := Config{SignInToken: "the-admin-token", Idle: 10 * time.Minute, MaxAge: time.Hour, Now: clk.now}
+	c := New(cfg)
+	good := session{issued: t0, last: t0, nonce: newNonce()}
+	valid := c.encode(good)
+	parts := strings.Split(valid, ".")
+	at := func(d time.Duration) string { return strconv.FormatInt(t0.Add(d).Unix(), 10) }
+	for _, tc := range []struct {
+		name, cookie string
+		after        time.Duration
+	}{
+		{"forged", "v1.1.1.abc.def", 0},
+		{"not a token at all", "0123456789abcdef", 0},
+		{"last activity moved on", strings.Join([]string{parts[0], parts[1], at(50 * time.Minute), parts[3], parts[4]}, "."), 50 * time.Minute},
+		{"issue time moved on", strings.Join([]string{parts[0], at(65 * time.Minute), at(65 * time.Minute), parts[3], parts[4]}, "."), 70 * time.Minute},
+		{"signature changed", valid[:len(valid)-2] + "AA", 0},
+		{"signature dropped", strings.Join(parts[:4], "."), 0},
+		{"another version", strings.Join(append([]string{"v2"}, parts[1:]...), "."), 0},
+		{"signed with another key", New(Config{SignInToken: "other"}).encode(good), 0},
+		{"idle too long", valid, 11 * time.Minute},
+		{"too old, however active", c.encode(session{issued: t0, last: t0.Add(61 * time.Minute), nonce: good.nonce}), 61 * time.Minute},
+		{"last activity in the future", c.encode(session{issued: t0, last: t0.Add(time.Hour), nonce: good.nonce}), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk.set(t0.Add(tc.after))
+			do := serve(t, cfg)
+			hdr := map[string]string{"Cookie": CookieName + "=" + tc.cookie, "X-CSRF-Token": c.csrf(good)}
+			r := do("GET", "/admin/v1/definitions", "", hdr)
+			assert.Equal(t, 401, r.status, r.body)
+			assert.NotContains(t, r.body, "api auth", "the API is never reached")
+			assert.Equal(t, 401, do("GET", "/admin/session", "", hdr).status)
+		})
+	}
+	clk.set(t0.Add(9 * time.Minute))
+	ok := serve(t, cfg)("GET", "/admin/session", "", map[string]string{"Cookie": CookieName + "=" + valid})
+	assert.Equal(t, 200, ok.status, "the untouched cookie is a session: the rows above fail for their reason")
 }
 
 func TestSignOut(t *testing.T) {

@@ -171,7 +171,7 @@ func (s *Server) serveSegment(ctx *fasthttp.RequestCtx, rest string) {
 	cursor := string(ctx.QueryArgs().Peek("cursor"))
 	member := func(cctx context.Context, pid string) (bool, error) {
 		snap, err := s.profiles.Load(cctx, pid, d.policy)
-		if err != nil {
+		if err != nil || merged(pid, snap) {
 			return false, err
 		}
 		in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: s.cfg.Now()}

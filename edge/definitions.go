@@ -197,7 +197,7 @@ func (s *Server) applyDefinitions(ctx context.Context, doc []byte, o applyOption
 	defer s.applyMu.Unlock()
 	rev, changed, err = s.store.PutDefinitions(ctx, profile.DefinitionsPut{Doc: doc, Expect: o.expect, Time: s.cfg.Now(), Note: o.note})
 	if errors.Is(err, profile.ErrConflict) {
-		return rev, false, errorf(ECodeConflict, fmt.Sprintf("revision %d was applied since revision %d: reload, merge your change and apply again", rev, o.expect))
+		return rev, false, errorf(ECodeConflict, conflictMessage(rev, o.expect))
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("store definitions: %w", err)
@@ -209,6 +209,19 @@ func (s *Server) applyDefinitions(ctx context.Context, doc []byte, o applyOption
 		s.log.Info("definitions applied", "revision", rev)
 	}
 	return rev, changed, nil
+}
+
+// conflictMessage says why If-Match expect does not name the current
+// revision cur, in words that fit: nothing applied yet, a revision that
+// never existed, or someone applying in between.
+func conflictMessage(cur, expect int64) string {
+	switch {
+	case cur == 0:
+		return fmt.Sprintf("no definitions applied yet, so there is no revision %d: If-Match must be 0 or omitted", expect)
+	case expect > cur:
+		return fmt.Sprintf("there is no revision %d yet: the current revision is %d; reload, merge your change and apply again", expect, cur)
+	}
+	return fmt.Sprintf("revision %d was applied since revision %d: reload, merge your change and apply again", cur, expect)
 }
 
 // pollDefinitions picks up revisions stored by other nodes; a poll every

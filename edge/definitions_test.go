@@ -151,3 +151,44 @@ func TestDefinitionsRevisionsAndRollback(t *testing.T) {
 	r = h.adminCall(t, "GET", "/admin/v1/definitions/revisions/4", "")
 	assert.Equal(t, "rollback to revision 1", r.json(t)["note"])
 }
+
+// TestDefinitionsErrorWording: a refused PUT says what is wrong in words
+// that fit the case: a 409 with If-Match before anything was applied does
+// not speak of "revision 0 applied since revision 3", and a 422 for a
+// document with no path to blame prints no empty path segment.
+func TestDefinitionsErrorWording(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		first       string // a document applied before, "" for none
+		doc, match  string
+		status      int
+		want, never string
+	}{
+		{name: "If-Match with nothing applied", doc: heroDoc("a"), match: `"3"`, status: 409,
+			want: "no definitions applied yet, so there is no revision 3: If-Match must be 0 or omitted", never: "revision 0"},
+		{name: "If-Match ahead of the current revision", first: heroDoc("a"), doc: heroDoc("b"), match: `"5"`, status: 409,
+			want: "there is no revision 5 yet: the current revision is 1", never: "applied since"},
+		{name: "If-Match behind the current revision", first: heroDoc("a"), doc: heroDoc("b"), match: `"0"`, status: 409,
+			want: "revision 1 was applied since revision 0"},
+		{name: "YAML syntax error", doc: "segments:\n  - id: a\n   rule: [\n", status: 422,
+			want: "invalid definitions: not valid YAML or JSON: ", never: ": :"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			if tc.first != "" {
+				require.Equal(t, 200, h.adminCall(t, "PUT", "/admin/v1/definitions", tc.first).status)
+			}
+			hdr := map[string]string{"Authorization": "Bearer " + testAdminToken}
+			if tc.match != "" {
+				hdr["If-Match"] = tc.match
+			}
+			r := call(t, h.admin, "PUT", "/admin/v1/definitions", tc.doc, hdr)
+			require.Equal(t, tc.status, r.status, string(r.body))
+			msg := r.json(t)["error"].(map[string]any)["message"].(string)
+			assert.Contains(t, msg, tc.want)
+			if tc.never != "" {
+				assert.NotContains(t, msg, tc.never)
+			}
+		})
+	}
+}

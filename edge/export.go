@@ -174,9 +174,7 @@ func (ex *exporter) page(ctx context.Context, page string, pids []string, after 
 			return err
 		}
 		p := snap.Primary
-		// A merged visitor loads as the profile it was merged into; that
-		// profile is exported under its own id.
-		if p.ID != pid || !p.IsContact() || (ex.consent != "" && !p.HasConsent(ex.consent)) {
+		if merged(pid, snap) || !p.IsContact() || (ex.consent != "" && !p.HasConsent(ex.consent)) {
 			continue
 		}
 		in := rules.Input{Profile: p, Seasonal: snap.Seasonal, Now: ex.now}

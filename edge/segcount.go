@@ -52,9 +52,17 @@ type variant struct {
 	pol *profile.Policy
 }
 
+// merged reports whether pid, loaded as snap, is a visitor merged into
+// another profile: a forward that a store scan lists beside the profile it
+// names. Scans skip it, so that a contact counts and lists once.
+func merged(pid string, snap *profile.Snapshot) bool {
+	return snap.Primary.ID != pid
+}
+
 // sampleSegments draws a uniform sample of stored profiles and counts, per
 // variant, how many sampled profiles each segment holds. Context
-// conditions are false outside a request, as in /count.
+// conditions are false outside a request, as in /count. Forwards drawn
+// are left out of the sample, and the population shrinks by their share.
 func (s *Server) sampleSegments(ctx context.Context, vs []variant, n int) (sampleInfo, profile.Sample, []map[string]int, error) {
 	start := time.Now()
 	smp, err := s.store.Sample(ctx, n)
@@ -67,6 +75,7 @@ func (s *Server) sampleSegments(ctx context.Context, vs []variant, n int) (sampl
 	}
 	var mu sync.Mutex
 	var firstErr error
+	forward := make([]bool, len(smp.PIDs))
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
 	now := s.cfg.Now()
@@ -94,6 +103,12 @@ func (s *Server) sampleSegments(ctx context.Context, vs []variant, n int) (sampl
 							mu.Unlock()
 							return
 						}
+						if vi == 0 && merged(smp.PIDs[i], snap) {
+							forward[i] = true
+						}
+					}
+					if forward[i] {
+						continue
 					}
 					in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: now}
 					dec.Reset()
@@ -115,6 +130,16 @@ func (s *Server) sampleSegments(ctx context.Context, vs []variant, n int) (sampl
 	wg.Wait()
 	if firstErr == nil {
 		firstErr = ctx.Err()
+	}
+	if n := len(smp.PIDs); n > 0 {
+		live := make([]string, 0, n)
+		for i, pid := range smp.PIDs {
+			if !forward[i] {
+				live = append(live, pid)
+			}
+		}
+		smp.Population *= float64(len(live)) / float64(n)
+		smp.PIDs = live
 	}
 	info := sampleInfo{Size: len(smp.PIDs), Population: math.Round(smp.Population), Exact: smp.Exact, TookMS: time.Since(start).Milliseconds()}
 	return info, smp, counts, firstErr
@@ -306,6 +331,9 @@ func (s *Server) runCount(j *countJob, d *defs) {
 			if err != nil {
 				j.err = err
 				return
+			}
+			if merged(pid, snap) {
+				continue
 			}
 			in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: s.cfg.Now()}
 			ok, err := d.set.Member(j.segment, &in)

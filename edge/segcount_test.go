@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,57 @@ func TestEstimateAtScale(t *testing.T) {
 		in := iv[0].(float64) <= float64(want) && float64(want) <= iv[1].(float64)
 		t.Logf("profiles %d, true %d, estimate %v, interval %v, inside %v, population %v, answered in %v", n, want, m["estimate"], iv, in, m["sample"].(map[string]any)["population"], took)
 	}
+}
+
+// TestScansSkipMergedVisitors: visitors merged into a contact leave
+// forwards under their old ids, which a store scan lists beside the
+// contact. Members, the exact count, the estimate and the export list and
+// count the contact once and never the forwards.
+func TestScansSkipMergedVisitors(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	pol := h.srv.defs.Load().policy
+	record := func(pid string, evs ...profile.Event) *profile.Snapshot {
+		snap, err := h.srv.profiles.Record(ctx, pid, nil, evs, pol)
+		require.NoError(t, err)
+		return snap
+	}
+	fan := profile.Event{Type: profile.InterestEvent, Name: "sneakers", On: true}
+	contact, err := h.srv.profiles.Contact(ctx, "email:merged@example.nl", pol)
+	require.NoError(t, err)
+	record(contact, fan)
+	for range 2 {
+		anon := profile.NewID()
+		record(anon, fan)
+		snap := record(anon, profile.Event{Type: profile.Identify, Proven: true, Email: "merged@example.nl"})
+		require.Equal(t, contact, snap.Primary.ID, "merged into the contact")
+	}
+	loner := profile.NewID()
+	record(loner, fan)
+	record(profile.NewID(), profile.Event{Type: profile.InterestEvent, Name: "running", On: true})
+	pids, _, err := h.srv.profiles.Scan(ctx, "", 100)
+	require.NoError(t, err)
+	require.Len(t, pids, 5, "the store holds the contact, two forwards and two visitors")
+
+	r := h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/members?limit=1000", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.ElementsMatch(t, []any{contact, loner}, r.json(t)["members"])
+
+	r = h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/count", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	assert.EqualValues(t, 2, r.json(t)["count"])
+	assert.EqualValues(t, 3, r.json(t)["scanned"], "profiles scanned: forwards are none")
+
+	r = h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/count?estimate=1", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	m := r.json(t)
+	assert.EqualValues(t, 2, m["estimate"])
+	assert.EqualValues(t, 3, m["sample"].(map[string]any)["population"])
+	assert.EqualValues(t, 3, m["sample"].(map[string]any)["size"])
+
+	r = h.adminCall(t, "GET", "/admin/v1/segments/sneaker-fans/members?format=ndjson", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	lines := strings.Split(strings.TrimSpace(string(r.body)), "\n")
+	require.Len(t, lines, 1, "the contact, once: %s", r.body)
+	assert.Contains(t, lines[0], "merged@example.nl")
 }

@@ -129,8 +129,10 @@ func (p *Profile) mergeAssignments(src []Assignment) {
 // nodes count them once. It returns the snapshot after the write.
 func (s *Service) Expose(ctx context.Context, pid string, cached *Snapshot, news []Assignment, pol *Policy) (*Snapshot, error) {
 	mu := s.stripe(pid)
-	mu.Lock()
-	defer mu.Unlock()
+	if err := mu.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer mu.unlock()
 	for attempt := 0; ; attempt++ {
 		base := cached
 		if !base.fits(pid, pol) {

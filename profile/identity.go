@@ -127,7 +127,13 @@ func (s *Service) identify(ctx context.Context, pid string, ev *Event, pol *Poli
 			return nil, err
 		}
 		if vis.forward != "" {
-			// The visitor was merged already: it identifies from where it lives.
+			// The visitor was merged already: it identifies from where it
+			// lives, once a merge cut short is finished (the cookie leaves
+			// the old id, which nothing would meet again).
+			if err := s.complete(ctx, frozenOf(pid, vis), pol); err != nil {
+				s.unlinkAll(id)
+				return nil, err
+			}
 			pid = vis.forward
 			continue
 		}
@@ -225,8 +231,10 @@ func (s *Service) unlinkAll(id *identity) {
 // known meanwhile is not merged (nil); one already forwarded stays as it is.
 func (s *Service) freeze(ctx context.Context, pid, target string, pol *Policy) (*frozen, error) {
 	mu := s.stripe(pid)
-	mu.Lock()
-	defer mu.Unlock()
+	if err := mu.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer mu.unlock()
 	for attempt := 0; ; attempt++ {
 		vis, err := s.read(ctx, pid, pol)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -30,16 +29,38 @@ type Service struct {
 	// requests of one visitor then queue here instead of exhausting their
 	// compare-and-set retries against each other. Other nodes' writes are
 	// still caught by the store's version check.
-	stripes [256]sync.Mutex
+	stripes [256]stripe
 }
 
-func (s *Service) stripe(pid string) *sync.Mutex {
+// stripe is a lock whose waiters give up when their context ends: a
+// write queued behind a slow one answers by its deadline, as the store
+// calls it would have made do.
+type stripe chan struct{}
+
+func (s *Service) stripe(pid string) stripe {
 	h := uint32(2166136261)
 	for i := 0; i < len(pid); i++ {
 		h = (h ^ uint32(pid[i])) * 16777619
 	}
-	return &s.stripes[h%uint32(len(s.stripes))]
+	return s.stripes[h%uint32(len(s.stripes))]
 }
+
+// lock takes the stripe, or fails with ErrUnavailable when ctx ends first.
+func (l stripe) lock(ctx context.Context) error {
+	select {
+	case l <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case l <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the profile's lock: %w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+func (l stripe) unlock() { <-l }
 
 // NewService returns a Service over store.
 func NewService(store Store, opts Options) *Service {
@@ -47,7 +68,11 @@ func NewService(store Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, now: now}
+	s := &Service{store: store, now: now}
+	for i := range s.stripes {
+		s.stripes[i] = make(stripe, 1)
+	}
+	return s
 }
 
 // Snapshot is a profile as read from the store: the primary profile and one
@@ -235,11 +260,8 @@ func (s *Service) write(ctx context.Context, pid string, base *Snapshot, events 
 			if hops++; hops > 3 {
 				return nil, fmt.Errorf("record events: %w: forwards do not end", ErrConflict)
 			}
-			if fwd.snap != nil || len(fwd.season) > 0 {
-				if _, err := s.write(ctx, fwd.target, nil, nil, pol, nil, fwd); err != nil {
-					return nil, err
-				}
-				s.finish(ctx, fwd, pol)
+			if err := s.complete(ctx, fwd, pol); err != nil {
+				return nil, err
 			}
 			pid, base = fwd.target, nil
 			if id != nil {
@@ -255,12 +277,27 @@ func (s *Service) write(ctx context.Context, pid string, base *Snapshot, events 
 	}
 }
 
+// complete finishes a merge cut short, met as a forward that still holds
+// the merged profile's data.
+func (s *Service) complete(ctx context.Context, fwd *frozen, pol *Policy) error {
+	if fwd.snap == nil && len(fwd.season) == 0 {
+		return nil
+	}
+	if _, err := s.write(ctx, fwd.target, nil, nil, pol, nil, fwd); err != nil {
+		return err
+	}
+	s.finish(ctx, fwd, pol)
+	return nil
+}
+
 // attempt is one try of write: nil snapshot and a frozen merge when pid
 // turned out to be a forward.
 func (s *Service) attempt(ctx context.Context, pid string, base *Snapshot, events []Event, pol *Policy, id *identity, from *frozen) (*Snapshot, *frozen, error) {
 	mu := s.stripe(pid)
-	mu.Lock()
-	defer mu.Unlock()
+	if err := mu.lock(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer mu.unlock()
 	fresh := false
 	if !base.fits(pid, pol) || base.forward != "" {
 		var err error

@@ -33,9 +33,9 @@ type Record struct {
 // record's expiry, to the millisecond; links mapping elsewhere, or absent,
 // are left alone. On a single store this happens in the same atomic write.
 // Where a link cannot share the record's slot (Redis Cluster) it follows
-// right after the record was written and only ever moves the link's expiry
-// later: writers of one profile on several nodes may refresh it out of
-// order, and a record's expiry only grows. The service makes links with a
+// right after the record was written, and ends with the record's expiry
+// whatever order writers of one profile on several nodes do this in,
+// earlier than before too (a lowered TTL). The service makes links with a
 // short TTL (Link) that the first write of their record extends.
 type Write struct {
 	Season  string

@@ -89,8 +89,10 @@ type TriggerStore interface {
 // the profile; a profile erased meanwhile stays erased.
 func (s *Service) UpdateTrigger(ctx context.Context, pid string, pol *Policy, fn func(cur []byte) []byte) error {
 	mu := s.stripe(pid)
-	mu.Lock()
-	defer mu.Unlock()
+	if err := mu.lock(ctx); err != nil {
+		return err
+	}
+	defer mu.unlock()
 	for attempt := 0; ; attempt++ {
 		recs, err := s.store.Get(ctx, pid, []string{TriggerRecord})
 		if err != nil {

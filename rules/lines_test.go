@@ -119,3 +119,30 @@ blocks:
 	assert.Contains(t, words[1], "“x” (other) because")
 	assert.Contains(t, words[2], "Nothing from etalage in none")
 }
+
+// TestValidationErrorMessage: the one-line message never shows an empty
+// path segment ("invalid definitions: : not valid YAML").
+func TestValidationErrorMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc, want string
+	}{
+		{"syntax error, no path", "segments:\n  - id: a\n   rule: [\n", "invalid definitions: not valid YAML or JSON: "},
+		{"too large, no path", "# " + string(make([]byte, MaxDocument)), "invalid definitions: the document is larger than "},
+		{"with a path", "segments:\n  - {id: a, rule: {interest: x, frobnicate: 1}}\n", "invalid definitions: segments[0].rule"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile([]byte(tc.doc))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+			assert.NotContains(t, err.Error(), ": :")
+			for _, p := range problems(t, tc.doc) {
+				assert.NotRegexp(t, `^: `, p.String())
+			}
+		})
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	assert.Equal(t, "bad", Problem{Message: "bad"}.String())
+	assert.Equal(t, "blocks[0].slot: bad", Problem{Path: "blocks[0].slot", Message: "bad"}.String())
+}

@@ -23,7 +23,16 @@ func (e *ValidationError) Error() string {
 	if len(e.Problems) == 0 {
 		return "invalid definitions"
 	}
-	return "invalid definitions: " + e.Problems[0].Path + ": " + e.Problems[0].Message
+	return "invalid definitions: " + e.Problems[0].String()
+}
+
+// String is "path: message", or the message alone when the problem is the
+// document's as a whole (a YAML syntax error has no path).
+func (p Problem) String() string {
+	if p.Path == "" {
+		return p.Message
+	}
+	return p.Path + ": " + p.Message
 }
 
 // Context is the request context that rules can see under context.*.

@@ -69,7 +69,7 @@ func TestBrowser(t *testing.T) {
 		st.Close()
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	// The demo's tests run first: the console's apply definitions.
 	cmd := exec.CommandContext(ctx, node, "--test", "--test-concurrency=1", "browser.test.mjs", "console.test.mjs")

@@ -276,9 +276,14 @@ func TestGivesUpAfter24Hours(t *testing.T) {
 	require.Eventually(t, func() bool { return len(r.all()) == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.Eventually(t, func() bool { return h.status("mailer").Pending == 1 }, 5*time.Second, 5*time.Millisecond)
 	assert.False(t, h.status("mailer").Oldest.IsZero())
-	for range 30 { // an hour at a time: the backoff is capped at an hour
+	// An hour at a time: the backoff is capped at an hour, so every step
+	// makes one retry due (or ends it); wait for the engine to act on each
+	// step rather than sleeping, or a busy machine skips tries.
+	for i := 0; i < 30 && h.status("mailer").Failed == 0; i++ {
+		before := len(r.all())
 		h.clock.Advance(time.Hour)
-		time.Sleep(20 * time.Millisecond)
+		require.Eventually(t, func() bool { return len(r.all()) > before || h.status("mailer").Failed == 1 },
+			5*time.Second, 5*time.Millisecond, "step %d: no retry and no give-up", i)
 	}
 	require.Eventually(t, func() bool { return h.status("mailer").Failed == 1 }, 5*time.Second, 5*time.Millisecond)
 	st := h.status("mailer")

@@ -65,11 +65,7 @@ func problemLine(file string, p rules.Problem, prefix string) string {
 	}
 	b.WriteString(": ")
 	b.WriteString(prefix)
-	if p.Path != "" {
-		b.WriteString(p.Path)
-		b.WriteString(": ")
-	}
-	b.WriteString(p.Message)
+	b.WriteString(p.String())
 	return b.String()
 }
 

@@ -69,13 +69,9 @@ func runK6(k6, work string, o options, hello string, servers map[string]server) 
 		cmd.Stdout, cmd.Stderr = log, log
 		err := cmd.Run()
 		log.Close()
-		thresholdsOK := true
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && ee.ExitCode() == 99 {
-			thresholdsOK = false
-		} else if err != nil {
-			out, _ := os.ReadFile(summary + ".log")
-			return nil, fmt.Errorf("k6 %s: %w\n%s", t.script, err, out)
+		thresholdsOK, err := k6Passed(err, summary+".log")
+		if err != nil {
+			return nil, fmt.Errorf("k6 %s: %w", t.script, err)
 		}
 		r, err := parseK6(summary, t, o)
 		if err != nil {
@@ -89,6 +85,20 @@ func runK6(k6, work string, o options, hello string, servers map[string]server) 
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+// k6Passed tells how a k6 run ended: its thresholds passed, or failed
+// (exit code 99), or k6 itself failed (the error then carries its log).
+func k6Passed(err error, log string) (bool, error) {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 99 {
+		return false, nil
+	}
+	if err != nil {
+		out, _ := os.ReadFile(log)
+		return false, fmt.Errorf("%w\n%s", err, out)
+	}
+	return true, nil
 }
 
 func parseK6(path string, t k6Target, o options) (row, error) {

@@ -45,12 +45,21 @@ func main() {
 	var o options
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each run")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved wrk rounds; the table shows each figure's median")
-	flag.StringVar(&o.only, "only", "", "comma-separated targets: hello_redis,hello_post,decide_warm,decide_cold,events,mixed (hello always runs; hello_post needs decide_warm)")
+	flag.StringVar(&o.only, "only", "", "comma-separated targets: hello_redis,hello_post,decide_warm,decide_cold,events,mixed,cluster (hello always runs; hello_post needs decide_warm)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, k6 summaries, visitor lists)")
 	flag.StringVar(&o.generator, "generator", "wrk,k6", "load generators to run: wrk, k6 or both")
 	flag.IntVar(&o.warm, "warm-visitors", 1000, "visitors for warm decide (all cached)")
 	flag.IntVar(&o.cold, "cold-visitors", 10000, "visitors for cold decide and events")
 	flag.IntVar(&o.k6Rate, "k6-rate", 2000, "arrival rate of the k6 scenarios, requests per second")
+	if len(os.Args) > 1 && os.Args[1] == "memory" {
+		// ./loadtest/run.sh memory: what a visitor costs in Redis and in
+		// a node's cache (docs/CAPACITY.md).
+		if err := memoryMain(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest memory:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flag.Parse()
 	failed, err := run(o)
 	if err != nil {
@@ -119,6 +128,18 @@ func (p *procs) start(cmd *exec.Cmd, log string) error {
 	return nil
 }
 
+// build builds each {binary, package} into work.
+func build(work string, bins ...[2]string) error {
+	for _, b := range bins {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(work, b[0]), b[1])
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("build %s: %w", b[1], err)
+		}
+	}
+	return nil
+}
+
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -173,12 +194,8 @@ func run(o options) (failed bool, err error) {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	for _, b := range [][2]string{{"etalage", "./cmd/etalage"}, {"hello", "./loadtest/hello"}} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(work, b[0]), b[1])
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return false, fmt.Errorf("build %s: %w", b[1], err)
-		}
+	if err := build(work, [2]string{"etalage", "./cmd/etalage"}, [2]string{"hello", "./loadtest/hello"}); err != nil {
+		return false, err
 	}
 	var ps procs
 	defer ps.stop()
@@ -240,5 +257,17 @@ func run(o options) (failed bool, err error) {
 		}
 		rows = append(rows, r...)
 	}
-	return report(os.Stdout, rows, o), nil
+	var cluster *clusterResult
+	if o.uses("k6") && o.wants("cluster") {
+		r, res, err := runCluster(&ps, k6, filepath.Join(work, "etalage"), redisBin, work, o)
+		if err != nil {
+			return false, err
+		}
+		rows, cluster = append(rows, r...), res
+	}
+	failed = report(os.Stdout, rows, o)
+	if cluster != nil {
+		cluster.print(os.Stdout)
+	}
+	return failed, nil
 }

@@ -25,23 +25,34 @@ func newVisitors(base string, n int, path string) ([]string, error) {
 		`{"type":"page_view","url":"/demo/c/sneakers"},{"type":"page_view","url":"/demo/p/sneaker-air-45"},` +
 		`{"type":"cart_add","sku":"sneaker-air-45","category":"sneakers","price":129.95}]}`
 	out := make([]string, n)
-	errs := make(chan error, 16)
-	var wg sync.WaitGroup
+	err := parallel(n, func(i int) (err error) {
+		if out[i], err = postForCookie(base+"/v1/events", body, 202); err != nil {
+			return fmt.Errorf("creating a visitor: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644)
+}
+
+// parallel runs f for 0..n-1 on 16 goroutines and returns the first error.
+func parallel(n int, f func(i int) error) error {
 	next := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
 	for range 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				v, err := postForCookie(base+"/v1/events", body, 202)
-				if err != nil {
+				if err := f(i); err != nil {
 					select {
-					case errs <- fmt.Errorf("creating a visitor: %w", err):
+					case errs <- err:
 					default:
 					}
-					continue
 				}
-				out[i] = v
 			}
 		}()
 	}
@@ -52,10 +63,10 @@ func newVisitors(base string, n int, path string) ([]string, error) {
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return nil, err
+		return err
 	default:
+		return nil
 	}
-	return out, os.WriteFile(path, []byte(strings.Join(out, "\n")+"\n"), 0o644)
 }
 
 func post(url, body string, want int, into any) error {

@@ -266,21 +266,50 @@ return 1
 
 // expireLinkScript gives one link the expiry of its profile's record when
 // it still maps to the profile: the Redis Cluster half of a Put whose links
-// live in other slots than the record.
-//
-// Writers of one profile on several nodes may run it out of order, so it
-// only ever moves an expiry later: a record's expiry only grows (every write
-// sets it from now), and the last record write carries the latest one.
+// live in other slots than the record (see expireLinks).
 var expireLinkScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local at = tonumber(ARGV[2])
 if at <= 0 then redis.call('PERSIST', KEYS[1]) return 1 end
-local ttl = redis.call('PTTL', KEYS[1])
-local t = redis.call('TIME')
-if ttl >= 0 and t[1] * 1000 + math.floor(t[2] / 1000) + ttl >= at then return 0 end
 redis.call('PEXPIREAT', KEYS[1], at)
 return 1
 `)
+
+// maxLinkRounds bounds the rounds of expireLinks; a round is repeated
+// only when another write of the record came between its steps.
+const maxLinkRounds = 8
+
+// expireLinks gives the links of pid's record, on a cluster, the expiry
+// the record has, exactly, also when it is earlier than the link's (a
+// lowered --known-profile-ttl). Writers of one profile on several nodes
+// may set the links out of order, so each one reads the record's expiry
+// after setting them and, when a later write changed it meanwhile, sets
+// them again to the new one: the writer that sets the links last has
+// seen the record's last expiry.
+func (s *Store) expireLinks(ctx context.Context, pid string, links []string, at int64) error {
+	for range maxLinkRounds {
+		for _, l := range links {
+			if err := expireLinkScript.Run(ctx, s.c, []string{s.linkKey(l)}, pid, at).Err(); err != nil {
+				return fail("put profile: expire link", err)
+			}
+		}
+		cur, err := s.c.Do(ctx, "PEXPIRETIME", s.primaryKey(pid)).Int64()
+		if err != nil {
+			return fail("put profile: expire link", err)
+		}
+		switch {
+		case cur == -2:
+			return nil // erased meanwhile: the erasure removes the links
+		case cur == -1:
+			cur = 0
+		}
+		if cur == at {
+			return nil
+		}
+		at = cur
+	}
+	return nil
+}
 
 // expiry is the absolute expiry, in unix milliseconds, of a record written
 // now with ttl; 0 means none.
@@ -348,11 +377,7 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		return profile.ErrConflict
 	}
 	if cluster && len(links) > 0 {
-		for _, l := range links {
-			if err := expireLinkScript.Run(ctx, s.c, []string{s.linkKey(l)}, pid, primaryAt).Err(); err != nil {
-				return fail("put profile: expire link", err)
-			}
-		}
+		return s.expireLinks(ctx, pid, links, primaryAt)
 	}
 	return nil
 }

@@ -203,6 +203,27 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 		assert.Equal(t, pid, owner)
 	})
 
+	t.Run("LinksFollowAShorterTTL", func(t *testing.T) {
+		// A lowered TTL (--known-profile-ttl) reaches the links with the
+		// next write of their record: they end with it, not later.
+		st := open(t)
+		links := []string{"email:shorter", "customer:shorter"}
+		for _, l := range links {
+			_, err := st.Link(ctx, l, pid, time.Minute)
+			require.NoError(t, err)
+		}
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: time.Hour, Links: links}}))
+		require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 1, Version: 2, Data: []byte("p"), TTL: 1200 * time.Millisecond, Links: links}}))
+		require.Eventually(t, func() bool {
+			recs, err := st.Get(ctx, pid, nil)
+			return err == nil && recs[0].Version == 0
+		}, 10*time.Second, 20*time.Millisecond, "the record expires")
+		for _, l := range links {
+			_, err := st.Lookup(ctx, l)
+			assert.ErrorIs(t, err, profile.ErrNotFound, "%s ended with its record", l)
+		}
+	})
+
 	t.Run("Claimants", func(t *testing.T) {
 		st := open(t)
 		a, b := profile.NewID(), profile.NewID()
