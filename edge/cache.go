@@ -93,8 +93,15 @@ func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Pol
 		return
 	}
 	p := snap.Pack()
-	pc.c.SetWithTTL(pid, cacheEntry{packed: p, policy: pol}, int64(entryOverhead+p.MemSize()), pc.ttl)
+	pc.c.SetWithTTL(pid, cacheEntry{packed: p, policy: pol}, cost(p), pc.ttl)
 }
+
+// cost is what an entry is charged against the budget.
+func cost(p profile.Packed) int64 { return int64(entryOverhead + p.MemSize()) }
+
+// CacheCost is what snap costs in a node's profile cache, in bytes of
+// heap: its packed form and the cache's bookkeeping of it.
+func CacheCost(snap *profile.Snapshot) int64 { return cost(snap.Pack()) }
 
 // del forgets pid.
 func (pc *profileCache) del(pid string) {
