@@ -36,13 +36,14 @@ type cacheEntry struct {
 const entryOverhead = 200
 
 // MemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit) for
-// a node with a profile cache of budget bytes: the budget, a quarter more
-// as the garbage collector's headroom, and 128 MiB for everything else
-// (connections, definitions, request buffers). A full cache then costs
-// its budget and a quarter in resident memory rather than twice its
-// budget, which is where GOGC=100 alone would let the heap grow.
+// a node with a profile cache of budget bytes: the budget, an eighth more
+// as the garbage collector's headroom, and 96 MiB for everything else
+// (connections, definitions, request buffers). Without it, GOGC=100 lets
+// the heap of a full cache grow to twice its live size before collecting;
+// with it a full cache costs about its budget and an eighth in resident
+// memory (loadtest/density measures it).
 func MemoryLimit(budget int64) int64 {
-	return budget + budget/4 + 128<<20
+	return budget + budget/8 + 96<<20
 }
 
 // newProfileCache returns nil (no caching: every decide reads the store)

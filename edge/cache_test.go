@@ -131,7 +131,7 @@ func TestPackedMemSizeMatchesHeap(t *testing.T) {
 	real := float64(heapAlloc()-before-int64(n*int(unsafe.Sizeof(packed[0])))) / n
 	est := float64(packed[0].MemSize())
 	t.Logf("typical cached snapshot: %d-byte record, packed estimated %.0f bytes, measured %.0f bytes of heap", len(typical.Records[0].Data), est, real)
-	assert.InDelta(t, 1, est/real, 0.1, "estimate %.0f vs measured %.0f", est, real)
+	assert.InDelta(t, 1, est/real, 0.03, "estimate %.0f vs measured %.0f", est, real)
 	runtime.KeepAlive(packed)
 }
 
