@@ -26,7 +26,13 @@ func typicalSnapshot(t *testing.T) *profile.Snapshot {
 }
 
 func recordTypical(t *testing.T) *profile.Snapshot {
-	h := newHarness(t, nil)
+	snap, _ := recordTypicalIn(t, newHarness(t, nil))
+	return snap
+}
+
+// recordTypicalIn records a typical returning visitor on h and returns its
+// snapshot and the policy it was loaded with.
+func recordTypicalIn(t *testing.T, h *harness) (*profile.Snapshot, *profile.Policy) {
 	r := h.decide(t, "", typicalDecide)
 	require.Equal(t, 200, r.status, string(r.body))
 	v := string(r.cookie.Value())
@@ -35,7 +41,7 @@ func recordTypical(t *testing.T) *profile.Snapshot {
 	d := h.srv.defs.Load()
 	snap, err := h.srv.profiles.Load(t.Context(), pid, d.policy)
 	require.NoError(t, err)
-	return snap
+	return snap, d.policy
 }
 
 // typicalDecide is a decide body with the events of a typical returning
@@ -52,27 +58,74 @@ var typicalDecide = func() string {
 		`,{"type":"form_submit","form":"newsletter","fields":{"city":"Utrecht","first_name":"Anna","favourite_brands":["veja","nike"]}},{"type":"interest","name":"running","on":true}]}`
 }()
 
-// A warm decide of a typical returning visitor, unpacked from the cache
-// on every request, allocates nothing.
+// A warm decide of a typical returning visitor allocates nothing, from
+// the hot tier and unpacked from its packed entry on every request.
 func TestDecideWarmTypicalAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under the race detector; run without -race")
 	}
-	h := newHarness(t, func(c *Config) { c.RateLimit = 0 })
-	r := h.decide(t, "", typicalDecide)
-	require.Equal(t, 200, r.status, string(r.body))
-	h.srv.cache.c.Wait()
-	ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", string(r.cookie.Value()))
-	h.srv.servePublic(ctx)
-	require.Equal(t, 200, ctx.Response.StatusCode())
-	hits := h.srv.metrics.cacheHits.Get()
-	allocs := testing.AllocsPerRun(200, func() {
-		ctx.Response.Reset()
-		h.srv.servePublic(ctx)
-	})
-	assert.Zero(t, allocs, "a warm decide allocates")
-	assert.Greater(t, h.srv.metrics.cacheHits.Get(), hits+200, "the decides were answered from the cache")
-	assert.Contains(t, string(ctx.Response.Body()), `"segments":[`)
+	for _, tier := range []string{"hot", "packed"} {
+		t.Run(tier, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.RateLimit = 0 })
+			if tier == "packed" {
+				h.srv.cache.hot = nil
+			}
+			r := h.decide(t, "", typicalDecide)
+			require.Equal(t, 200, r.status, string(r.body))
+			h.srv.cache.c.Wait()
+			ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", string(r.cookie.Value()))
+			h.srv.servePublic(ctx)
+			require.Equal(t, 200, ctx.Response.StatusCode())
+			hits := h.srv.metrics.cacheHits.Get()
+			allocs := testing.AllocsPerRun(200, func() {
+				ctx.Response.Reset()
+				h.srv.servePublic(ctx)
+			})
+			assert.Zero(t, allocs, "a warm decide allocates")
+			assert.Greater(t, h.srv.metrics.cacheHits.Get(), hits+200, "the decides were answered from the cache")
+			assert.Contains(t, string(ctx.Response.Body()), `"segments":[`)
+		})
+	}
+}
+
+// The hot tier serves a visitor's decoded snapshot from its second hit
+// on, and only while the packed entry it was decoded from is cached: a
+// write replaces it, a delete ends it.
+func TestHotTierFollowsPackedEntry(t *testing.T) {
+	h := newHarness(t, nil)
+	typical, pol := recordTypicalIn(t, h)
+	pc, err := newProfileCache(1<<20, time.Hour, h.srv.profiles)
+	require.NoError(t, err)
+	defer pc.close()
+	pid := typical.Primary.ID
+	var sc profile.Scratch
+	pc.set(pid, typical, pol)
+	pc.c.Wait()
+	first := pc.get(pid, pol, &sc)
+	require.NotNil(t, first)
+	second := pc.get(pid, pol, &sc)
+	require.NotNil(t, second)
+	assert.Same(t, second, pc.get(pid, pol, &sc), "the second hit is kept decoded")
+	assert.NotSame(t, second, first, "the first hit unpacks into the scratch only")
+	assert.Equal(t, typical.Primary.Visits, second.Primary.Visits)
+
+	changed := *typical
+	changed.Records = append([]profile.Record(nil), typical.Records...)
+	p := *typical.Primary
+	p.Visits++
+	changed.Records[0] = profile.Record{Data: profile.Encode(nil, &p), Version: typical.Records[0].Version + 1}
+	pc.set(pid, &changed, pol)
+	pc.c.Wait()
+	got := pc.get(pid, pol, &sc)
+	require.NotNil(t, got)
+	assert.Equal(t, p.Visits, got.Primary.Visits, "a write replaces the decoded entry")
+	pc.get(pid, pol, &sc)
+	assert.Equal(t, p.Visits, pc.get(pid, pol, &sc).Primary.Visits)
+
+	pc.del(pid)
+	pc.c.Wait()
+	assert.Nil(t, pc.get(pid, pol, &sc), "a deleted entry is gone from both tiers")
+	assert.Nil(t, pc.get(pid, &profile.Policy{}, &sc), "another policy misses")
 }
 
 // packSnapshots returns n distinct packed copies of snap, as the cache

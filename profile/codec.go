@@ -350,7 +350,17 @@ func (d *decoder) byte() byte {
 	return v
 }
 func (d *decoder) bool() bool { return d.byte() == 1 }
+// uint and int read most values (lengths, counts, small deltas) from one
+// byte: that case is inlined, the rest goes through encoding/binary.
 func (d *decoder) uint() uint64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 {
+		v := uint64(d.b[0])
+		d.b = d.b[1:]
+		return v
+	}
+	return d.uvarint()
+}
+func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -360,6 +370,14 @@ func (d *decoder) uint() uint64 {
 	return v
 }
 func (d *decoder) int() int64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 {
+		x := int64(d.b[0])
+		d.b = d.b[1:]
+		return x>>1 ^ -(x & 1)
+	}
+	return d.varint()
+}
+func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail()

@@ -62,6 +62,12 @@ func (s *Snapshot) Pack() Packed {
 	return Packed{s: unsafe.String(unsafe.SliceData(b), len(b))}
 }
 
+// Same reports whether p and q are the same packing (not merely equal
+// bytes): the one string a single Pack made.
+func (p Packed) Same(q Packed) bool {
+	return len(p.s) == len(q.s) && unsafe.StringData(p.s) == unsafe.StringData(q.s)
+}
+
 // fits reports whether p holds the records pol reads: one per season and
 // the trigger record exactly when pol has a Watcher.
 func (p Packed) fits(pol *Policy) bool {
