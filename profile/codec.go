@@ -350,6 +350,7 @@ func (d *decoder) byte() byte {
 	return v
 }
 func (d *decoder) bool() bool { return d.byte() == 1 }
+
 // uint and int read most values (lengths, counts, small deltas) from one
 // byte: that case is inlined, the rest goes through encoding/binary.
 func (d *decoder) uint() uint64 {
