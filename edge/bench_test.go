@@ -1,8 +1,11 @@
 package edge
 
 import (
+	"bytes"
 	"net"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/etalage/etalage/profile/redisstore"
 	"github.com/etalage/etalage/profile/redisstore/redistest"
@@ -114,6 +117,37 @@ func BenchmarkDecideColdRedis(b *testing.B) {
 			b.Fatal(string(ctx.Response.Body()))
 		}
 	}
+}
+
+// BenchmarkDecideColdRedisParallel: cold decides from many goroutines at
+// once (the cache is off), as a node behind a load balancer sees them:
+// concurrent reads are what the store can coalesce into one round trip.
+// Run it with -cpu 2 (the load test's server core count, plus one).
+func BenchmarkDecideColdRedisParallel(b *testing.B) {
+	st, err := redisstore.Open(b.Context(), "redis://"+redistest.Server(b)+"/0", redisstore.Options{})
+	require.NoError(b, err)
+	// A generous deadline: what is measured is throughput, not the
+	// degraded answers of a machine shared with other work.
+	h := newHarnessWithStore(b, st, func(c *Config) { c.RateLimit = 0; c.CacheBytes = -1; c.StoreDeadline = time.Second })
+	visitors := make([]string, 64)
+	for i := range visitors {
+		visitors[i] = visitorWithProfile(b, h)
+	}
+	var next atomic.Int64
+	b.SetParallelism(16) // 32 goroutines at -cpu 2: many requests in flight
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		v := visitors[next.Add(1)%int64(len(visitors))]
+		ctx := handlerRequest("GET", "/v1/decide?slots=home-hero,banner-top,home-picks&url=/demo/", "", v)
+		for pb.Next() {
+			ctx.Response.Reset()
+			h.srv.servePublic(ctx)
+			if ctx.Response.StatusCode() != 200 || bytes.Contains(ctx.Response.Body(), []byte(`"degraded":true`)) {
+				b.Fatal(string(ctx.Response.Body()))
+			}
+		}
+	})
 }
 
 // BenchmarkEventsRedis: one batch of 5 events stored in a real Redis.

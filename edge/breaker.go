@@ -66,3 +66,17 @@ func (b *breaker) open() bool {
 	defer b.mu.Unlock()
 	return b.fails >= failureThreshold
 }
+
+// state is 0 closed, 1 open (calls refused), 2 half-open (the cooldown is
+// over: the next call, or the one under way, probes).
+func (b *breaker) state() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.fails < failureThreshold:
+		return 0
+	case b.probing || !b.now().Before(b.openTill):
+		return 2
+	}
+	return 1
+}

@@ -358,6 +358,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			s.logStoreError("decide: record events", err)
 		} else {
 			pid = snap.Primary.ID
+			s.countClicks(now, d, snap, events)
 		}
 	case known:
 		snap, err = loaded, loadErr
@@ -394,6 +395,10 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			r.decision.Reset()
 			d.set.Decide(in, r.slots, &r.decision)
 		}
+	}
+
+	if writes && !cookieMissing && (!s.cfg.ConsentNeeded || in.Profile.HasConsent("profiling")) {
+		s.countServed(now, d, pid, r.decision.Choices)
 	}
 
 	if pid != asked {

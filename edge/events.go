@@ -115,6 +115,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		s.writeError(ctx, errorf(ECodeUnavailable, "the profile store is unavailable; the events were not stored, retry later"))
 		return
 	}
+	s.countClicks(s.cfg.Now(), d, snap, events)
 	visitor := ""
 	if r.contact == nil {
 		switch {

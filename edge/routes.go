@@ -30,6 +30,7 @@ const (
 	rExplain     = "explain"
 	rExperiments = "experiments"
 	rHoldout     = "holdout"
+	rReport      = "report"
 	rPprof       = "pprof"
 	rWebhooks    = "webhooks"
 	rClock       = "clock"
@@ -53,7 +54,7 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rReport, rNotFound} {
 		m[r] = r
 	}
 	return m
@@ -170,6 +171,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		route = rExperiments
 	case path == "/admin/v1/holdout":
 		route = rHoldout
+	case path == "/admin/v1/report":
+		route = rReport
 	case strings.HasPrefix(path, "/admin/v1/preview/"):
 		route = rPreview
 	case path == "/admin/v1/overview":
@@ -226,6 +229,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.serveExperiment(ctx, strings.TrimPrefix(path, "/admin/v1/experiments/"))
 	case rHoldout:
 		s.serveHoldout(ctx)
+	case rReport:
+		s.serveBlockReport(ctx)
 	case rPreview:
 		s.servePreview(ctx, strings.TrimPrefix(path, "/admin/v1/preview/"))
 	case rOverview:

@@ -158,7 +158,7 @@ func TestEstimateAtScale(t *testing.T) {
 	noCache := func(c *Config) { c.CacheBytes = -1 }
 	h := newHarness(t, noCache)
 	if os.Getenv("ETALAGE_ESTIMATE_STORE") == "redis" {
-		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redisstore.Options{})
+		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redistest.Options())
 		require.NoError(t, err)
 		h = newHarnessWithStore(t, st, noCache)
 	}

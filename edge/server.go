@@ -41,6 +41,7 @@ type Config struct {
 	RateBurst      int
 	ClientIPHeader string        // e.g. X-Forwarded-For behind a trusted load balancer
 	PollInterval   time.Duration // definitions revision poll, default 500 ms
+	ReportFlush    time.Duration // how often the block report's counts go to the store, default 2 s
 	MaxBodySize    int           // default 1 MiB
 	AnonymousTTL   time.Duration // default 90 days
 	KnownTTL       time.Duration // default 400 days
@@ -85,6 +86,9 @@ func (c *Config) setDefaults() {
 	if c.PollInterval <= 0 {
 		c.PollInterval = 500 * time.Millisecond
 	}
+	if c.ReportFlush <= 0 {
+		c.ReportFlush = 2 * time.Second
+	}
 	if c.MaxBodySize <= 0 {
 		c.MaxBodySize = 1 << 20
 	}
@@ -125,9 +129,10 @@ type Server struct {
 	limiter  *limiter
 	metrics  *metrics
 	defs     atomic.Pointer[defs]
-	inbox    demoInbox  // the demo webhook receiver's last messages
-	applyMu  sync.Mutex // serialises definitions swaps from PUT and the poller
-	counts   countJobs  // exact segment counts running in the background
+	inbox    demoInbox     // the demo webhook receiver's last messages
+	applyMu  sync.Mutex    // serialises definitions swaps from PUT and the poller
+	counts   countJobs     // exact segment counts running in the background
+	blocks   *blockCounter // the block report's counts, flushed to the store
 
 	public, admin *fasthttp.Server
 	done          chan struct{}
@@ -159,9 +164,10 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		breaker: newBreaker(cfg.Now),
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst),
 		metrics: newMetrics(),
+		blocks:  newBlockCounter(),
 		done:    make(chan struct{}),
 	}
-	s.profiles = profile.NewService(store, profile.Options{Now: cfg.Now})
+	s.profiles = profile.NewService(s.metrics.watchStore(store), profile.Options{Now: cfg.Now})
 	var err error
 	if s.agents, err = newAgents(); err != nil {
 		return nil, fmt.Errorf("user agent cache: %w", err)
@@ -219,6 +225,11 @@ func (s *Server) Serve(public, admin net.Listener) error {
 		defer s.wg.Done()
 		s.pollDefinitions()
 	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.flushBlocks()
+	}()
 	go func() { errc <- s.public.Serve(public) }()
 	go func() { errc <- s.admin.Serve(admin) }()
 	err := <-errc
@@ -229,11 +240,17 @@ func (s *Server) Serve(public, admin net.Listener) error {
 }
 
 // Shutdown stops accepting connections, waits for in-flight requests (until
-// ctx ends) and stops the background work. The store is the caller's to close.
+// ctx ends), stops the background work and flushes the block report's
+// counts. The store is the caller's to close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.done)
 	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
 	s.wg.Wait()
+	if ferr := s.blocks.flush(ctx, s.profiles); ferr != nil {
+		// A store that is down loses the last seconds of counts; the
+		// shutdown itself went well.
+		s.log.Warn("shutdown: flush the block report", "err", ferr)
+	}
 	s.agents.close()
 	s.cache.close()
 	return err

@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -239,16 +240,33 @@ func (p *Profile) purchase(ev *Event, ts int64) bool {
 		return false
 	}
 	var value float64
+	counted := make([]uint64, 0, len(ev.Items)+1)
 	for i := range ev.Items {
 		it := &ev.Items[i]
 		q := max(it.Quantity, 1)
 		value += it.Price * float64(q)
-		p.count(Purchase, Key{SKU: it.SKU, Category: it.Category}, ts, 1)
+		k := Key{SKU: it.SKU, Category: it.Category}
+		p.count(Purchase, k, ts, 1)
+		counted = append(counted, keyHash(k))
 		p.cartRemove(it.SKU, 0, ts)
 	}
 	p.count(Purchase, Key{}, ts, 1)
-	p.rememberOrder(Order{ID: ev.OrderID, At: ts, Value: value})
+	counted = append(counted, keyHash(Key{}))
+	p.rememberOrder(Order{ID: ev.OrderID, At: ts, Value: value, Counted: counted})
 	return true
+}
+
+// keyHash identifies a purchase counter's Key in Order.Counted (FNV-1a
+// over its parts).
+func keyHash(k Key) uint64 {
+	h := uint64(14695981039346656037)
+	for _, s := range [...]string{k.URL, k.Category, k.SKU, k.Campaign, k.Form, k.Target} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * 1099511628211
+		}
+		h = (h ^ 0xff) * 1099511628211 // after each part
+	}
+	return h
 }
 
 func (p *Profile) hasOrder(id string) bool {
@@ -347,8 +365,31 @@ func (p *Profile) forgetBehaviour() {
 
 // Merge merges src into p: counters add, newer field values win, interests
 // and consents are united (the newer setting wins), first-seen is the
-// earliest. p keeps its identity; src's id becomes an alias.
+// earliest. An order both hold counts once: src's counters of it are not
+// added. p keeps its identity; src's id becomes an alias.
 func (p *Profile) Merge(src *Profile) {
+	p.merge(src, p.orderIDs())
+}
+
+// orderIDs returns the ids of the orders p remembers.
+func (p *Profile) orderIDs() map[string]bool {
+	ids := make(map[string]bool, len(p.Orders))
+	for _, o := range p.Orders {
+		ids[o.ID] = true
+	}
+	return ids
+}
+
+// counted is a purchase counter's day that an order added to.
+type counted struct {
+	key uint64
+	day int32
+}
+
+// merge is Merge where seen holds the ids of the orders the surviving
+// visitor counted already, in this profile or in another of its seasonal
+// profiles: src's counters of those orders are not added.
+func (p *Profile) merge(src *Profile, seen map[string]bool) {
 	if src.FirstSeen != 0 && (p.FirstSeen == 0 || src.FirstSeen < p.FirstSeen) {
 		p.FirstSeen = src.FirstSeen
 	}
@@ -367,15 +408,19 @@ func (p *Profile) Merge(src *Profile) {
 	for _, it := range src.Cart.Items {
 		p.cartAdd(it, src.Cart.UpdatedAt)
 	}
+	// What src counted of orders counted already comes off its counters.
+	var minus map[counted]uint32
 	for _, o := range src.Orders {
-		dup := false
-		for _, mine := range p.Orders {
-			if mine.ID == o.ID {
-				dup = true
-				break
+		if seen[o.ID] {
+			for _, h := range o.Counted {
+				if minus == nil {
+					minus = make(map[counted]uint32)
+				}
+				minus[counted{h, Day(o.At)}]++
 			}
+			o.Counted = nil // remembered here, counted elsewhere
 		}
-		if !dup {
+		if !p.hasOrder(o.ID) {
 			p.Orders = append(p.Orders, o)
 		}
 	}
@@ -385,16 +430,23 @@ func (p *Profile) Merge(src *Profile) {
 	}
 	for i := range src.Behaviour {
 		sc := &src.Behaviour[i]
+		total, days := sc.Total, sc.Days
+		if minus != nil && sc.Type == Purchase {
+			total, days = uncount(sc, minus)
+			if total == 0 {
+				continue
+			}
+		}
 		j := p.counter(sc.Type, sc.Key)
 		if j < 0 {
 			p.Behaviour = append(p.Behaviour, Counter{Type: sc.Type, Key: sc.Key, First: sc.First, Last: sc.Last})
 			j = len(p.Behaviour) - 1
 		}
 		c := &p.Behaviour[j]
-		c.Total += sc.Total
+		c.Total += total
 		c.First = min(c.First, sc.First)
 		c.Last = max(c.Last, sc.Last)
-		for _, d := range sc.Days {
+		for _, d := range days {
 			c.addDay(d.Day, d.N)
 		}
 	}
@@ -409,6 +461,34 @@ func (p *Profile) Merge(src *Profile) {
 	if len(p.Aliases) > MaxAliases {
 		p.Aliases = p.Aliases[len(p.Aliases)-MaxAliases:]
 	}
+}
+
+// uncount returns c's total and day buckets less what minus says orders
+// counted already added to it; the total also loses what fell on days no
+// longer kept. c itself, shared with a snapshot, stays as it is.
+func uncount(c *Counter, minus map[counted]uint32) (uint32, []DayCount) {
+	h := keyHash(c.Key)
+	total := c.Total
+	days := c.Days
+	cloned := false
+	for k, m := range minus {
+		if k.key != h {
+			continue
+		}
+		total -= min(m, total)
+		i, ok := slices.BinarySearchFunc(days, k.day, func(d DayCount, day int32) int { return int(d.Day) - int(day) })
+		if !ok {
+			continue
+		}
+		if !cloned {
+			days, cloned = slices.Clone(days), true
+		}
+		days[i].N -= min(m, days[i].N)
+	}
+	if cloned {
+		days = slices.DeleteFunc(days, func(d DayCount) bool { return d.N == 0 })
+	}
+	return total, days
 }
 
 // dropLRU removes the least recently used behaviour counter.

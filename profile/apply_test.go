@@ -172,7 +172,8 @@ func TestPurchaseCountsOnce(t *testing.T) {
 	ev := Event{Type: Purchase, OrderID: "o-1", Items: []Item{{SKU: "a", Price: 10, Quantity: 2}, {SKU: "b", Category: "shoes", Price: 5}}}
 	assert.True(t, p.apply(&ev, 100, nil))
 	assert.False(t, p.apply(&ev, 200, nil), "the same order id changes nothing")
-	assert.Equal(t, []Order{{ID: "o-1", At: 100, Value: 25}}, p.Orders)
+	want := []uint64{keyHash(Key{SKU: "a"}), keyHash(Key{SKU: "b", Category: "shoes"}), keyHash(Key{})}
+	assert.Equal(t, []Order{{ID: "o-1", At: 100, Value: 25, Counted: want}}, p.Orders, "the order remembers the counters it added to")
 	assert.Equal(t, uint32(1), p.Behaviour[p.counter(Purchase, Key{})].Total)
 	assert.Equal(t, uint32(1), p.Behaviour[p.counter(Purchase, Key{SKU: "b", Category: "shoes"})].Total)
 }
@@ -246,6 +247,48 @@ func TestMerge(t *testing.T) {
 	assert.Equal(t, "sam@example.nl", dst.Email)
 }
 
+// TestMergeCountsASharedOrderOnce: an order id both profiles counted
+// before the merge counts once after it, in the order counter, the line
+// counters and their day buckets; the merged profile's other orders add.
+func TestMergeCountsASharedOrderOnce(t *testing.T) {
+	const day = 86400
+	shared := Event{Type: Purchase, OrderID: "o-shared", Items: []Item{{SKU: "shoe", Category: "shoes", Price: 50}, {SKU: "sock", Price: 5}}}
+	dst := &Profile{ID: "contact"}
+	require.True(t, dst.apply(&shared, 10*day, nil))
+	src := &Profile{ID: "anon"}
+	require.True(t, src.apply(&shared, 11*day, nil), "the same order, seen a day later on the other device")
+	require.True(t, src.apply(&Event{Type: Purchase, OrderID: "o-own", Items: []Item{{SKU: "shoe", Category: "shoes", Price: 50}}}, 11*day, nil))
+	require.True(t, src.apply(&Event{Type: PageView, URL: "/shoes"}, 11*day, nil))
+	before := Encode(nil, src)
+
+	dst.Merge(src)
+	counter := func(k Key) Counter {
+		i := dst.counter(Purchase, k)
+		require.GreaterOrEqual(t, i, 0, "%+v", k)
+		return dst.Behaviour[i]
+	}
+	orders := counter(Key{})
+	assert.Equal(t, uint32(2), orders.Total, "o-shared once, o-own once")
+	assert.Equal(t, []DayCount{{10, 1}, {11, 1}}, orders.Days)
+	shoe := counter(Key{SKU: "shoe", Category: "shoes"})
+	assert.Equal(t, uint32(2), shoe.Total, "the shared order's shoe once, o-own's shoe once")
+	assert.Equal(t, []DayCount{{10, 1}, {11, 1}}, shoe.Days)
+	sock := counter(Key{SKU: "sock"})
+	assert.Equal(t, uint32(1), sock.Total)
+	assert.Equal(t, []DayCount{{10, 1}}, sock.Days)
+	assert.Equal(t, uint32(1), dst.Behaviour[dst.counter(PageView, Key{URL: "/shoes"})].Total, "other behaviour adds")
+	require.Len(t, dst.Orders, 2)
+	assert.Equal(t, int64(10*day), dst.Orders[0].At, "the survivor keeps its own record of the shared order")
+	assert.Equal(t, before, Encode(nil, src), "the merged profile (shared with a snapshot) is not changed")
+
+	// Merged again into a third profile, the order still counts once.
+	third := &Profile{ID: "third"}
+	require.True(t, third.apply(&shared, 12*day, nil))
+	third.Merge(dst)
+	assert.Equal(t, uint32(2), third.Behaviour[third.counter(Purchase, Key{})].Total)
+	assert.Equal(t, uint32(1), third.Behaviour[third.counter(Purchase, Key{SKU: "sock"})].Total)
+}
+
 func TestForgetBehaviour(t *testing.T) {
 	p := &Profile{Fields: map[string]Field{"first_name": {Value: Value{Kind: KindString, Str: "Sam"}}}}
 	p.apply(&Event{Type: InterestEvent, Name: "mine", On: true}, 10, nil)
@@ -271,7 +314,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		Interests: map[string]Interest{"i": {On: true, Source: SourceScoring, At: 3}},
 		Consents:  map[string]Consent{"profiling": {Granted: true, At: 4}},
 		Cart:      Cart{Items: []CartItem{{SKU: "a", Category: "c", Price: 1.5, Quantity: 2, Gift: true}}, UpdatedAt: 9},
-		Orders:    []Order{{ID: "o", At: 5, Value: 6.25}},
+		Orders:    []Order{{ID: "o", At: 5, Value: 6.25, Counted: []uint64{1, 1 << 63}}, {ID: "p", At: 6}},
 	}
 	p.count(Purchase, Key{SKU: "a", Category: "c"}, 86400*10, 1)
 	p.count(PageView, Key{URL: "/ü", Target: "t", Campaign: "c", Form: "f"}, 86400*12, 3)

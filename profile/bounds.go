@@ -162,5 +162,5 @@ func cartItemSize(it *CartItem) int {
 }
 
 func orderSize(o *Order) int {
-	return strSize(o.ID) + varintLen(o.At) + 8
+	return strSize(o.ID) + varintLen(o.At) + 8 + uvarintLen(uint64(len(o.Counted))) + 8*len(o.Counted)
 }

@@ -52,7 +52,11 @@ func maximal(at int64) *Profile {
 	}
 	p.Cart.UpdatedAt = at
 	for i := range MaxOrders {
-		p.Orders = append(p.Orders, Order{ID: fill(strconv.Itoa(i)+"o", maxName*2), At: at + int64(i), Value: 1e13})
+		o := Order{ID: fill(strconv.Itoa(i)+"o", maxName*2), At: at + int64(i), Value: 1e13}
+		for j := range MaxItems + 1 {
+			o.Counted = append(o.Counted, uint64(j)<<56)
+		}
+		p.Orders = append(p.Orders, o)
 	}
 	for i := range MaxCounters {
 		c := Counter{Type: Click, Total: 1<<32 - 1, First: at, Last: at + int64(i),
@@ -113,6 +117,9 @@ func TestEncodeBoundedLeavesSmallRecords(t *testing.T) {
 	p := maximal(1_800_000_000)
 	p.Fields = nil // under MaxRecord once fields and a part of behaviour are gone
 	p.Behaviour = p.Behaviour[:5]
+	for i := range p.Orders {
+		p.Orders[i].Counted = p.Orders[i].Counted[:2] // one line each
+	}
 	before := Encode(nil, p)
 	require.Less(t, len(before), MaxRecord)
 	require.Greater(t, len(before), ShareBehaviour+ShareCart, "parts over their shares")

@@ -11,9 +11,10 @@ import (
 
 // The record format is a compact binary encoding, versioned by its first
 // byte. It is private to this package: stores keep it as opaque bytes.
-// Version 2 appends the experiment assignments; version 1 records (without
-// them) still decode.
-const codecVersion = 2
+// Version 2 appends the experiment assignments, version 3 then each
+// order's counted purchase counters (Order.Counted); older records still
+// decode.
+const codecVersion = 3
 
 // errCorrupt reports a record that does not decode; it is never shown to a
 // visitor (Load treats such a record as absent and logs nothing private).
@@ -99,6 +100,12 @@ func Encode(dst []byte, p *Profile) []byte {
 		e.int(a.At)
 		e.int(a.Converted)
 	}
+	for _, o := range p.Orders {
+		e.uint(uint64(len(o.Counted)))
+		for _, h := range o.Counted {
+			e.b = binary.LittleEndian.AppendUint64(e.b, h)
+		}
+	}
 	return e.b
 }
 
@@ -119,8 +126,9 @@ func Decode(b []byte) (*Profile, error) {
 // and string lists from, so that decoding into it again allocates nothing
 // once it has grown to the profiles it sees (see Scratch).
 type reuse struct {
-	days []DayCount
-	strs []string
+	days    []DayCount
+	strs    []string
+	counted []uint64
 }
 
 // decodeInto decodes the record s into p, replacing all of p. Strings are
@@ -134,7 +142,7 @@ func decodeInto(p *Profile, s string, ru *reuse) error {
 		ru.strs = ru.strs[:0]
 	}
 	v := d.byte()
-	if v != 1 && v != codecVersion {
+	if v < 1 || v > codecVersion {
 		return fmt.Errorf("%w: format %d", errCorrupt, v)
 	}
 	p.ID = d.str()
@@ -187,6 +195,9 @@ func decodeInto(p *Profile, s string, ru *reuse) error {
 		for i := range p.Experiments {
 			p.Experiments[i] = Assignment{Experiment: d.str(), Variant: d.str(), At: d.int(), Converted: d.int()}
 		}
+	}
+	if v >= 3 && len(p.Orders) > 0 {
+		d.counted(p.Orders)
 	}
 	if d.err != nil {
 		return d.err
@@ -248,6 +259,38 @@ func (d *decoder) behaviour(cs []Counter) {
 				off += n
 			}
 		}
+	}
+}
+
+// counted decodes the orders' counted purchase counters. The record ends
+// with them: its remaining bytes bound their number, so one array holds
+// them all, exactly sized for a new profile, the reused one otherwise.
+func (d *decoder) counted(orders []Order) {
+	var all []uint64
+	if d.ru != nil {
+		all = d.ru.counted[:0]
+	} else {
+		all = make([]uint64, 0, len(d.b)/8)
+	}
+	for i := range orders {
+		n := d.count()
+		if n > len(d.b)/8 {
+			d.fail()
+		}
+		if d.err != nil {
+			break
+		}
+		start := len(all)
+		for range n {
+			all = append(all, binary.LittleEndian.Uint64(d.b))
+			d.b = d.b[8:]
+		}
+		if n > 0 {
+			orders[i].Counted = all[start:len(all):len(all)]
+		}
+	}
+	if d.ru != nil {
+		d.ru.counted = all
 	}
 }
 

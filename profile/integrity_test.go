@@ -25,13 +25,13 @@ func allStores(t *testing.T, now func() time.Time, run func(t *testing.T, svc *p
 		run(t, profile.NewService(st, profile.Options{Now: now}), st)
 	})
 	t.Run("redis", func(t *testing.T) {
-		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redisstore.Options{})
+		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redistest.Options())
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
 		run(t, profile.NewService(st, profile.Options{Now: now}), st)
 	})
 	t.Run("cluster", func(t *testing.T) {
-		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(redistest.Cluster(t), ","), redisstore.Options{})
+		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(redistest.Cluster(t), ","), redistest.Options())
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
 		run(t, profile.NewService(st, profile.Options{Now: now}), st)

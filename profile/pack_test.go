@@ -59,7 +59,11 @@ func randomProfile(r *rand.Rand, now time.Time) *profile.Profile {
 		p.Cart.UpdatedAt = now.Unix() - r.Int64N(7200)
 	}
 	for i := range r.IntN(4) {
-		p.Orders = append(p.Orders, profile.Order{ID: "o-" + strconv.Itoa(i), At: at(), Value: float64(r.IntN(300))})
+		o := profile.Order{ID: "o-" + strconv.Itoa(i), At: at(), Value: float64(r.IntN(300))}
+		for range r.IntN(3) {
+			o.Counted = append(o.Counted, r.Uint64())
+		}
+		p.Orders = append(p.Orders, o)
 	}
 	types := []profile.EventType{profile.PageView, profile.Purchase, profile.CartAdd, profile.EmailOpen, profile.EmailClick, profile.FormSubmit}
 	for range r.IntN(40) {

@@ -140,6 +140,12 @@ type Order struct {
 	ID    string
 	At    int64
 	Value float64
+	// Counted names the purchase counters the order added one to in this
+	// profile on the day of At (keyHash of each line's Key, and of Key{}
+	// for the order itself); empty when none, as when its lines went to a
+	// seasonal profile. A merge that meets the order id in both profiles
+	// takes these off again, so the order counts once.
+	Counted []uint64
 }
 
 // Profile is one primary or seasonal profile. A seasonal profile has the

@@ -50,7 +50,7 @@ func stores(t *testing.T, run func(t *testing.T, svc *profile.Service, st profil
 		run(t, profile.NewService(st, profile.Options{Now: func() time.Time { return novNow }}), st)
 	})
 	t.Run("redis", func(t *testing.T) {
-		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redisstore.Options{})
+		st, err := redisstore.Open(context.Background(), "redis://"+redistest.Server(t)+"/0", redistest.Options())
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
 		run(t, profile.NewService(st, profile.Options{Now: func() time.Time { return novNow }}), st)

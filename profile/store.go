@@ -152,6 +152,14 @@ type Store interface {
 	// unknown name has no counters.
 	Tallies(ctx context.Context, name string) (map[string]int64, error)
 
+	// AddBlockCounts adds served and click counts to each (day, block)
+	// and the visitors to its distinct-visitor sketch (a HyperLogLog the
+	// same as Redis's PFADD). The day's counts live ReportRetention.
+	AddBlockCounts(ctx context.Context, counts []BlockCount) error
+	// BlockCounts returns the counts of the given days (YYYY-MM-DD), one
+	// row per day and block that has any, ordered by day and block.
+	BlockCounts(ctx context.Context, days []string) ([]BlockDay, error)
+
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
 	// Close releases the store.

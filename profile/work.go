@@ -262,6 +262,25 @@ func (w *work) forget() {
 	}
 }
 
+// orderIDs returns the ids of the orders counted in any profile of the
+// visitor: the primary one and every seasonal record held, whatever its
+// cycle (as counted looks them up).
+func (w *work) orderIDs() map[string]bool {
+	seen := w.prof(0).orderIDs()
+	for i := 1; i < len(w.profs); i++ {
+		p := w.profs[i]
+		if p == nil {
+			p = w.stored(i)
+		}
+		if p != nil {
+			for _, o := range p.Orders {
+				seen[o.ID] = true
+			}
+		}
+	}
+	return seen
+}
+
 // identifiers returns ev with only the identifiers this profile may take:
 // those whose links map here (w.email, w.customer), and only where the
 // profile holds no other identifier of the same kind.
@@ -285,12 +304,16 @@ func (w *work) merge(from *frozen) {
 	p := w.prof(0)
 	aliases := p.Aliases
 	if snap := from.snap; snap != nil {
+		// An order id counts once across the primary and every seasonal
+		// profile, also across a merge: what the merged profile counted
+		// of an order this visitor counted already is not added.
+		seen := w.orderIDs()
 		if snap.Records[0].Version != 0 && snap.Primary != nil {
 			src := *snap.Primary
 			// Identifiers come only through links; a merged profile
 			// brings none.
 			src.Email, src.CustomerID, src.Aliases = "", "", nil
-			p.Merge(&src)
+			p.merge(&src, seen)
 		}
 		for i, sp := range snap.Seasonal {
 			if sp == nil || i >= len(w.pol.Seasons) || i >= len(snap.seasons) || snap.seasons[i] != w.pol.Seasons[i].ID {
@@ -300,7 +323,7 @@ func (w *work) merge(from *frozen) {
 			if sw == nil || sw.Cycle != sp.Cycle {
 				continue
 			}
-			sw.Merge(sp)
+			sw.merge(sp, seen)
 			w.dirty[i+1] = true
 		}
 	}

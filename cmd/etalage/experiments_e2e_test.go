@@ -103,8 +103,8 @@ func runExperiment(t *testing.T, nodes []*node) map[string]int64 {
 				// with the same events, as the snippet re-sends them, until
 				// an answer says which group they are in; whichever decide
 				// recorded the exposure, it is counted once.
-				for try := 0; try < 10 && m["degraded"] == true; try++ {
-					time.Sleep(50 * time.Millisecond)
+				for try := 0; try < 100 && m["degraded"] == true; try++ {
+					time.Sleep(100 * time.Millisecond)
 					m = b.decide(t, n, views)
 				}
 				switch experimentOf(m, "holdout") {

@@ -68,8 +68,9 @@ type clusterResult struct {
 	requests, duration float64
 }
 
-// eventCounts are the events of mixed.js that can be counted in a profile.
-type eventCounts struct{ views, carts, orders int64 }
+// eventCounts are the events of mixed.js that can be counted in a profile,
+// and the profiles they were found in.
+type eventCounts struct{ views, carts, orders, profiles int64 }
 
 func (e eventCounts) String() string {
 	return fmt.Sprintf("%d page views, %d cart adds, %d orders", e.views, e.carts, e.orders)
@@ -337,6 +338,7 @@ func storedEvents(ctx context.Context, store, admin string) (eventCounts, error)
 			total.views += c.views
 			total.carts += c.carts
 			total.orders += c.orders
+			total.profiles++
 		}
 		if next == "" {
 			return total, nil
@@ -472,7 +474,7 @@ func (res *clusterResult) print(w io.Writer) {
 		served = served && s
 	}
 	fmt.Fprintf(w, "- every node serves the changed banner afterwards: %s\n", verdict(served && len(res.servedNew) > 0))
-	fmt.Fprintf(w, "- events: acknowledged %s; found in the cluster %s: %s\n", res.acked, res.stored, verdict(res.stored.covers(res.acked)))
+	fmt.Fprintf(w, "- events: acknowledged %s; found in the cluster %s (in %d profiles): %s\n", res.acked, res.stored, res.stored.profiles, verdict(res.stored.covers(res.acked)))
 	for i, s := range res.stats {
 		cmds, cpu := s[1].commands-s[0].commands, s[1].cpu-s[0].cpu
 		perReq := 0.0

@@ -159,6 +159,11 @@ func TestClusterRows(t *testing.T) {
 	var b strings.Builder
 	assert.False(t, report(&b, rows, options{generator: "k6"}))
 	assert.Contains(t, b.String(), "| mixed shop traffic, 3 nodes on a Redis Cluster: node 2 | k6 | 8 @ 1500/s | 500 | — | 0.500 | 2.000 | 4.000 | 0.000% |")
+	b.Reset()
+	res.stored.profiles = 1000
+	res.print(&b)
+	assert.Contains(t, b.String(), "reported by node 1 0.000 s, node 2 0.300 s, node 3 0.450 s (limit 1s: met)")
+	assert.Contains(t, b.String(), "found in the cluster 30000 page views, 7500 cart adds, 1500 orders (in 1000 profiles): met")
 
 	for name, spoil := range map[string]func(*clusterResult, []clusterNode){
 		"a node slower than the limit":  func(r *clusterResult, _ []clusterNode) { r.converged[2] = 1100 * time.Millisecond },

@@ -7,6 +7,12 @@
 //     and event ingestion, at 64 and 8 connections, in interleaved rounds;
 //   - with k6, the scenarios under loadtest/k6 at a fixed arrival rate, each
 //     failing on its own latency and error thresholds.
+//   - with k6 too, three etalage nodes on a Redis Cluster of three masters
+//     under mixed.js spread round robin, with a definitions change half-way
+//     (cluster.go).
+//
+// `run.sh memory` instead measures what a visitor costs in Redis and in a
+// node's cache, for docs/CAPACITY.md (memory.go).
 //
 // It prints one table with every figure's median over the rounds and each
 // throughput as a ratio to hello measured in the same run, then the goals
@@ -39,6 +45,7 @@ type options struct {
 	warm      int
 	cold      int
 	k6Rate    int
+	pprof     string
 }
 
 func main() {
@@ -51,6 +58,7 @@ func main() {
 	flag.IntVar(&o.warm, "warm-visitors", 1000, "visitors for warm decide (all cached)")
 	flag.IntVar(&o.cold, "cold-visitors", 10000, "visitors for cold decide and events")
 	flag.IntVar(&o.k6Rate, "k6-rate", 2000, "arrival rate of the k6 scenarios, requests per second")
+	flag.StringVar(&o.pprof, "pprof", "", "comma-separated etalage targets (decide_warm,decide_cold,events) to CPU-profile during their 64-connection wrk runs, into the work directory (use with -keep)")
 	if len(os.Args) > 1 && os.Args[1] == "memory" {
 		// ./loadtest/run.sh memory: what a visitor costs in Redis and in
 		// a node's cache (docs/CAPACITY.md).

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // findWrk returns wrk, installing Debian's package when it is missing.
@@ -176,7 +179,11 @@ func (w *wrkRun) one(t wrkTarget, conns int) (row, error) {
 	if t.visitors != "" {
 		args = append(args, t.visitors)
 	}
+	prof := w.profile(t, conns)
 	out, err := pin(1, w.wrk, args...).CombinedOutput()
+	if perr := <-prof; perr != nil {
+		fmt.Fprintln(os.Stderr, "pprof:", perr)
+	}
 	if err != nil {
 		return row{}, fmt.Errorf("wrk %v: %w\n%s", args, err, out)
 	}
@@ -208,6 +215,36 @@ func (w *wrkRun) one(t wrkTarget, conns int) (row, error) {
 	}
 	r.failed = r.errors > 0
 	return r, nil
+}
+
+// profile takes a CPU profile of t's node while wrk runs, when -pprof
+// names t (64 connections only), into the work directory; the channel
+// yields when it is written.
+func (w *wrkRun) profile(t wrkTarget, conns int) <-chan error {
+	done := make(chan error, 1)
+	if t.node == nil || conns != 64 || !(options{only: w.o.pprof}).wants(t.key) || w.o.pprof == "" {
+		done <- nil
+		return done
+	}
+	secs := max(1, int(w.o.duration.Seconds())-2)
+	go func() {
+		time.Sleep(time.Second) // past wrk's connection ramp-up
+		resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", t.node.admin, secs))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		name := filepath.Join(w.work, fmt.Sprintf("cpu-%s-%d.prof", t.key, time.Now().Unix()))
+		f, err := os.Create(name)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			f.Close()
+			fmt.Fprintln(os.Stderr, "cpu profile:", name)
+		}
+		done <- err
+	}()
+	return done
 }
 
 // health reads the degraded-decide and store-error counters of a node.

@@ -31,6 +31,7 @@ var (
 	bucketRevs    = []byte("revisions") // revision (8 bytes, big endian) → JSON revision
 	bucketClaims  = []byte("claims")    // ident NUL pid → version(0) | expiry
 	bucketTallies = []byte("tallies")   // name \x00 field → int64, big-endian
+	bucketBlocks  = []byte("blocks")    // day \x00 block → served | clicks (int64, big-endian) | visitor sketch
 )
 
 // sweepEvery is how often expired records and links are deleted; reads
@@ -67,7 +68,7 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketClaims, bucketTallies}, triggerBuckets...) {
+		for _, b := range append([][]byte{bucketRecords, bucketLinks, bucketMeta, bucketRevs, bucketClaims, bucketTallies, bucketBlocks}, triggerBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -666,6 +667,7 @@ func (s *Store) sweeper() {
 // Sweep deletes expired records and links, in batches so that writers are
 // never blocked for long.
 func (s *Store) Sweep() {
+	s.sweepBlocks()
 	for _, name := range [][]byte{bucketRecords, bucketLinks, bucketClaims} {
 		var from []byte
 		for {

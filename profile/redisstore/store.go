@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,12 +27,18 @@ type Options struct {
 	ReadTimeout  time.Duration // default 250ms
 	WriteTimeout time.Duration // default 250ms
 	PoolSize     int           // default go-redis' (10 per CPU)
+	// ReadPipelines is how many coalesced read pipelines may be in flight
+	// at once (default 4); MaxBatch bounds the reads one pipeline carries
+	// (default 64). See batcher.
+	ReadPipelines int
+	MaxBatch      int
 }
 
 // Store is a profile.Store on Redis.
 type Store struct {
 	c      redis.UniversalClient
 	prefix string
+	reads  *batcher
 }
 
 // versionLen is the width of the decimal version that prefixes every
@@ -69,6 +76,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		s.c.Close()
 		return nil, fmt.Errorf("connect to redis: %w: %w", profile.ErrUnavailable, err)
 	}
+	s.reads = newBatcher(s.c, cmp.Or(opts.ReadPipelines, 4), cmp.Or(opts.MaxBatch, 64))
 	return s, nil
 }
 
@@ -175,14 +183,26 @@ func version(v uint64) string {
 	return strings.Repeat("0", versionLen-len(s)) + s
 }
 
-// Get reads the primary and seasonal records with one MGET.
+// ObserveBatches has f called with the number of reads in each coalesced
+// pipeline, from the worker that sends it (f must be quick and safe for
+// concurrent use); nil stops it.
+func (s *Store) ObserveBatches(f func(reads int)) {
+	if f == nil {
+		s.reads.observe.Store(nil)
+		return
+	}
+	s.reads.observe.Store(&f)
+}
+
+// Get reads the primary and seasonal records with one MGET, sent in a
+// pipeline together with the MGETs of concurrent Gets.
 func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profile.Record, error) {
 	keys := make([]string, 0, 1+len(seasons))
 	keys = append(keys, s.primaryKey(pid))
 	for _, se := range seasons {
 		keys = append(keys, s.seasonKey(pid, se))
 	}
-	vals, err := s.c.MGet(ctx, keys...).Result()
+	vals, err := s.reads.mget(ctx, keys)
 	if err != nil {
 		return nil, fail("get profile", err)
 	}
@@ -800,5 +820,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return fail("ping", s.c.Ping(ctx).Err())
 }
 
-// Close closes the client.
-func (s *Store) Close() error { return s.c.Close() }
+// Close stops the read batcher, then closes the client.
+func (s *Store) Close() error {
+	s.reads.shutdown()
+	return s.c.Close()
+}

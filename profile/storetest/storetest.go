@@ -559,4 +559,5 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 	})
 
 	runTrigger(t, open)
+	runReport(t, open)
 }

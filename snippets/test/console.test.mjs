@@ -158,7 +158,7 @@ test('console: history shows revisions with time and note, diffs them, and rolls
   const now = (await api('GET', '/admin/v1/definitions')).json;
   assert.equal(now.revision, before.revision + 1, 'a rollback is a new revision');
   assert.equal(now.document, (await api('GET', '/admin/v1/definitions/revisions/' + targetRev)).json.document);
-  await page.waitForFunction(() => document.querySelector('#hi-list tbody tr td').textContent.includes('(running)'));
+  await page.waitForFunction(() => document.querySelector('#hi-list tbody tr td')?.textContent.includes('(running)'));
   assert.match(await page.textContent('#hi-list tbody tr:first-child'), /rollback to revision/);
   await shot(page, 'console-5-history');
   await context.close();

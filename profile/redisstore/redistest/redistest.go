@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etalage/etalage/profile/redisstore"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -192,4 +193,12 @@ func StartCluster(tb testing.TB) []*Process {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return procs
+}
+
+// Options are store options for tests whose subject is not deadlines. On a
+// busy test machine (race builds of several packages at once) a Redis call
+// can wait on the scheduler past the production read/write timeouts of
+// 250 ms and fail the test for a reason that is not its own.
+func Options() redisstore.Options {
+	return redisstore.Options{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 }
