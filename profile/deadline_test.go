@@ -11,6 +11,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// contactAndVisitor makes a contact with the address and an anonymous
+// visitor with one page view of /before.
+func contactAndVisitor(t *testing.T, svc *profile.Service, email string) (contact, anon string) {
+	t.Helper()
+	ctx := context.Background()
+	contact, err := svc.Contact(ctx, "email:"+email, policy())
+	require.NoError(t, err)
+	anon = profile.NewID()
+	_, err = svc.Record(ctx, anon, nil, []profile.Event{{Type: profile.PageView, URL: "/before"}}, policy())
+	require.NoError(t, err)
+	return contact, anon
+}
+
 // TestLockWaitHonoursTheDeadline: a write queued behind another write of
 // the same profile on this node gives up when its context ends, with
 // ErrUnavailable (which the edge answers as degraded), and stores
@@ -20,11 +33,7 @@ func TestLockWaitHonoursTheDeadline(t *testing.T) {
 	allStores(t, fixedNow, func(t *testing.T, svc *profile.Service, st profile.Store) {
 		ctx := context.Background()
 		pol := policy()
-		contact, err := svc.Contact(ctx, "email:waiter@example.nl", pol)
-		require.NoError(t, err)
-		anon := profile.NewID()
-		_, err = svc.Record(ctx, anon, nil, []profile.Event{{Type: profile.PageView, URL: "/before"}}, pol)
-		require.NoError(t, err)
+		contact, anon := contactAndVisitor(t, svc, "waiter@example.nl")
 
 		view := []profile.Event{{Type: profile.PageView, URL: "/late"}}
 		identify := []profile.Event{{Type: profile.Identify, Proven: true, Email: "waiter@example.nl"}}
@@ -101,16 +110,12 @@ func TestIdentifyFinishesAMergeCutShort(t *testing.T) {
 	allStores(t, fixedNow, func(t *testing.T, svc *profile.Service, st profile.Store) {
 		ctx := context.Background()
 		pol := policy()
-		contact, err := svc.Contact(ctx, "email:cut@example.nl", pol)
-		require.NoError(t, err)
+		contact, anon := contactAndVisitor(t, svc, "cut@example.nl")
 		f := &failingPuts{Store: st, pid: contact}
 		svc = profile.NewService(f, profile.Options{Now: fixedNow})
-		anon := profile.NewID()
-		_, err = svc.Record(ctx, anon, nil, []profile.Event{{Type: profile.PageView, URL: "/before"}}, pol)
-		require.NoError(t, err)
 		identify := []profile.Event{{Type: profile.Identify, Proven: true, Email: "cut@example.nl"}}
 		f.on.Store(true)
-		_, err = svc.Record(ctx, anon, nil, identify, pol)
+		_, err := svc.Record(ctx, anon, nil, identify, pol)
 		require.ErrorIs(t, err, profile.ErrUnavailable)
 		f.on.Store(false)
 		snap, err := svc.Record(ctx, anon, nil, identify, pol)
