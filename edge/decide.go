@@ -303,6 +303,10 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	now := s.cfg.Now()
 	trusted := s.hasAPIKey(ctx)
 	s.fillContext(ctx, r, trusted)
+	pr := s.pretending(ctx, r, trusted) // the demo's pretended time and device (pretend.go); nil elsewhere
+	if pr != nil {
+		now = pr.now
+	}
 	var events []profile.Event
 	if r.events != nil {
 		if events, err = profile.DecodeEvents(r.events, profile.DecodeOptions{Trusted: trusted, Fields: d.policy.Fields, Seasons: d.policy.Seasons, MaxEvents: maxEvents}); err != nil {
@@ -317,7 +321,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	var loaded *profile.Snapshot
 	var loadErr error
 	if known {
-		loaded, loadErr = s.load(context.Background(), pid, d, &r.scratch)
+		loaded, loadErr = s.loadAs(pr, context.Background(), pid, d, &r.scratch)
 		if loadErr == nil && loaded.Empty() && s.wasErased(pid) {
 			// The erased browser starts anew: its old id never comes back.
 			known, loaded = false, nil
@@ -352,7 +356,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	degraded := false
 	switch {
 	case len(events) > 0 && writes:
-		snap, err = s.record(context.Background(), pid, events, d, s.cfg.WriteDeadline, &r.scratch)
+		snap, err = s.recordAs(pr, context.Background(), pid, events, d, s.cfg.WriteDeadline, &r.scratch)
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: record events", err)

@@ -62,32 +62,36 @@ func (s *Server) serveDemo(ctx *fasthttp.RequestCtx) {
 func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("Cache-Control", "private, no-store")
 	d := s.defs.Load()
+	r := acquireRequest()
+	defer releaseRequest(r)
+	s.fillContext(ctx, r, false)
+	svc, now := s.profiles, s.cfg.Now()
+	pr := s.pretending(ctx, r, false)
+	if pr != nil {
+		svc, now = pr.svc, pr.now
+	}
 	pid, ok := s.visitorOf(ctx, nil)
-	in := rules.Input{Profile: emptyProfile, Seasonal: d.noSeasons, Now: s.cfg.Now()}
+	in := rules.Input{Profile: emptyProfile, Seasonal: d.noSeasons, Now: now, Context: r.ctx}
 	var prof any
 	if ok {
 		// Never a context derived from the RequestCtx: a timer could
 		// still read it after fasthttp recycled it.
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		snap, err := s.profiles.Load(sctx, pid, d.policy)
+		snap, err := svc.Load(sctx, pid, d.policy)
 		if err != nil {
 			s.writeError(ctx, err)
 			return
 		}
 		in.Profile, in.Seasonal = snap.Primary, snap.Seasonal
-		if prof, err = s.profiles.Export(sctx, pid, d.policy); err != nil && !errors.Is(err, profile.ErrNotFound) {
+		if prof, err = svc.Export(sctx, pid, d.policy); err != nil && !errors.Is(err, profile.ErrNotFound) {
 			s.writeError(ctx, err)
 			return
 		}
 	}
-	r := acquireRequest()
-	defer releaseRequest(r)
-	s.fillContext(ctx, r, false)
-	in.Context = r.ctx
 	slots := strings.Split(string(ctx.QueryArgs().Peek("slots")), ",")
 	if len(slots) == 1 && slots[0] == "" {
-		slots = []string{"greeting", "banner-top", "home-hero", "home-picks", "home-cart", "home-newsletter"}
+		slots = []string{"greeting", "banner-top", "home-hero", "home-moment", "home-picks", "home-cart", "home-newsletter"}
 	}
 	out := s.explain(d, &in, pid, slots)
 	out["profile"] = prof
@@ -96,6 +100,13 @@ func (s *Server) serveDemoMe(ctx *fasthttp.RequestCtx) {
 	// and one whose cookie does not come back starts over on every page.
 	out["cookie"] = ok
 	out["bot"] = in.Context.Bot
+	if s.cfg.DemoPretend {
+		var p pretense
+		if pr != nil {
+			p = *pr
+		}
+		out["pretend"] = pretendState(s.cfg.Now(), p.shift, p.device, p.language, d.set.Location())
+	}
 	s.writeJSON(ctx, fasthttp.StatusOK, out)
 }
 

@@ -41,6 +41,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 	}
 	s.prove(events, trusted)
 	s.fillContext(ctx, r, trusted)
+	pr := s.pretending(ctx, r, trusted) // the demo's pretended time (pretend.go); nil elsewhere
 	if !trusted && (r.ctx.Bot || isPrefetch(ctx)) {
 		// Bots and prefetches never write to a profile. The shop backend
 		// (API key) is never one, whatever HTTP client it uses: its orders
@@ -105,7 +106,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		s.writeAccepted(ctx, 0, "")
 		return
 	}
-	snap, err := s.record(context.Background(), pid, events, d, s.cfg.EventDeadline, &r.scratch)
+	snap, err := s.recordAs(pr, context.Background(), pid, events, d, s.cfg.EventDeadline, &r.scratch)
 	if err != nil {
 		s.logStoreError("events: record", err)
 		if !isStoreFailure(err) {

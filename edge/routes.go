@@ -21,6 +21,7 @@ const (
 	rDemo        = "demo"
 	rDemoMe      = "demo_me"
 	rDemoToken   = "demo_token"
+	rDemoPretend = "demo_pretend"
 	rHealth      = "healthz"
 	rReady       = "readyz"
 	rMetrics     = "metrics"
@@ -53,7 +54,7 @@ type routeKey struct{}
 // interface, and boxing a string on every request allocates.
 var routeValues = func() map[string]any {
 	m := map[string]any{}
-	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rHealth, rReady,
+	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rDemoPretend, rHealth, rReady,
 		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rReport, rNotFound} {
 		m[r] = r
 	}
@@ -91,6 +92,8 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		route = rDemoMe
 	case s.cfg.Demo && bytes.Equal(path, []byte("/demo/api/token")):
 		route = rDemoToken
+	case s.cfg.Demo && bytes.Equal(path, []byte("/demo/api/pretend")):
+		route = rDemoPretend
 	case s.cfg.Demo && (bytes.HasPrefix(path, []byte("/demo/")) || bytes.Equal(path, []byte("/demo")) || bytes.Equal(path, []byte("/"))):
 		route = rDemo
 	}
@@ -99,7 +102,7 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 	// included (writeError keeps them).
 	s.cors(ctx)
 	switch route {
-	case rDecide, rEvents, rReset, rDemoToken:
+	case rDecide, rEvents, rReset, rDemoToken, rDemoPretend:
 		if len(ctx.PostBody()) > s.cfg.MaxBodySize {
 			// fasthttp's own limit is a hard cap well above this one, so
 			// that an oversized body gets a JSON 413 on a live connection.
@@ -132,6 +135,8 @@ func (s *Server) servePublic(ctx *fasthttp.RequestCtx) {
 		s.serveDemoMe(ctx)
 	case rDemoToken:
 		s.serveDemoToken(ctx)
+	case rDemoPretend:
+		s.serveDemoPretend(ctx)
 	case rDemo:
 		s.serveDemo(ctx)
 	default:

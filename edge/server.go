@@ -30,7 +30,11 @@ type Config struct {
 	ConsentNeeded  bool // --consent required
 	AllowedOrigins []string
 	Demo           bool // serve /demo/ and the visitor's own explain at /demo/api/me
-	Now            func() time.Time
+	// DemoPretend lets the demo page pretend a time, a device and a
+	// return visit for the browser's own requests (pretend.go); serve
+	// sets it with --dev only.
+	DemoPretend bool
+	Now         func() time.Time
 
 	StoreDeadline  time.Duration // per decide, default 50 ms
 	WriteDeadline  time.Duration // per decide that carries events, default 250 ms

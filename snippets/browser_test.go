@@ -51,6 +51,7 @@ func TestBrowser(t *testing.T) {
 		AdminWrap:    console.New(console.Config{SignInToken: "browser-test-token", APIToken: "browser-test-token"}).Wrap,
 		CookieSecure: false,
 		Demo:         true,
+		DemoPretend:  true, // as serve --dev: the demo's Pretend bar
 		Now:          func() time.Time { return now },
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

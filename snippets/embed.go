@@ -1,14 +1,33 @@
 package snippets
 
 import (
+	"bytes"
 	"embed"
 	"io/fs"
 )
 
-// Snippet is the source of /snippet.js.
+// Source is snippet.js as written, with its comments.
 //
 //go:embed snippet.js
-var Snippet []byte
+var Source []byte
+
+// Snippet is what /snippet.js serves: Source without its comment lines
+// and indentation, a third smaller gzipped. Only whole lines whose first
+// non-blank characters are // go, so no code changes: the source has no
+// multi-line strings (TestServedSnippet checks).
+var Snippet = strip(Source)
+
+func strip(src []byte) []byte {
+	var out []byte
+	for line := range bytes.Lines(src) {
+		line = bytes.TrimLeft(line, " \t")
+		if bytes.HasPrefix(line, []byte("//")) {
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
 
 //go:embed all:demo
 var demoFiles embed.FS

@@ -14,19 +14,19 @@
   // data-consent="required": no behaviour leaves the page before
   // etalage.consent({profiling: true}); decisions still come (defaults).
   var CK = 'etalage:consent';
-  function consented() {
-    if (attr('consent') !== 'required') return true;
-    try { return localStorage.getItem(CK) === '1'; } catch (e) { return false; }
-  }
+  // get and set: localStorage, which may be missing or full.
+  function get(k) { try { return localStorage.getItem(k); } catch (e) { return null; } }
+  function set(k, v) { try { localStorage.setItem(k, v); } catch (e) {} }
+  function consented() { return attr('consent') !== 'required' || get(CK) === '1'; }
   var BEHAVIOUR = { page_view: 1, click: 1, cart_add: 1, cart_remove: 1, purchase: 1, email_open: 1, email_click: 1, form_submit: 1 };
-  var timer = 0, backoff = 1000, single = false;
+  var timer = 0, backoff = 1000, single = false, busy = null;
 
   function load() {
-    try { return JSON.parse(localStorage.getItem(Q)) || []; } catch (e) { return []; }
+    try { return JSON.parse(get(Q)) || []; } catch (e) { return []; }
   }
-  function save(q) {
-    try { localStorage.setItem(Q, JSON.stringify(q.slice(-MAX))); } catch (e) {}
-  }
+  function save(q) { set(Q, JSON.stringify(q.slice(-MAX))); }
+  // json reads an answer's body, {} when it has none.
+  function json(r) { return r.json().then(null, function () { return {}; }); }
   function enqueue(evs) { save(load().concat(evs)); }
   // take removes the events just sent from the persisted queue, leaving any
   // queued meanwhile.
@@ -46,19 +46,25 @@
       headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body)
     });
   }
+  // flush sends the queued events. A flush while a batch is on its way
+  // waits for it and then sends what is left, so that no event goes twice
+  // and flush().then() sees them stored; only the keepalive flush of a
+  // page being left does not wait.
   function flush(keepalive) {
+    if (busy && !keepalive) return busy.then(function () { return flush(); });
     clearTimeout(timer); timer = 0;
     var q = load();
     if (!q.length) { single = false; return Promise.resolve(); }
     var batch = single ? q.slice(0, 1) : q;
-    return post('/v1/events', { events: strip(batch), returning: seen() || undefined }, keepalive).then(function (r) {
+    var p = busy = post('/v1/events', { events: strip(batch), returning: seen() || undefined }, keepalive).then(function (r) {
       if (!r.ok) return refused(r, batch);
-      return r.json().then(null, function () { return {}; }).then(function (j) {
+      return json(r).then(function (j) {
         if (j.cookie === 'missing') return missing(); // kept for a request that brings the cookie
         take(batch); backoff = 1000;
         if (batch.length < q.length) schedule();
       });
-    }, function () { retry(backoff); });
+    }, function () { retry(backoff); }).then(function () { if (busy === p) busy = null; });
+    return p;
   }
   // refused handles an answer that stored nothing of batch. 429 and 5xx are
   // retried later. A batch rejected for one event (the 400 names its index
@@ -71,7 +77,7 @@
       retry(ra > 0 ? ra * 1000 : backoff);
       return Promise.resolve();
     }
-    return r.json().then(null, function () { return {}; }).then(function (b) {
+    return json(r).then(function (b) {
       var i = b && b.error && b.error.event;
       if (typeof i === 'number' && batch[i]) take([batch[i]]);
       else if (batch.length === 1) take(batch);
@@ -83,7 +89,7 @@
   // answer before: etalage is served from another site than the shop's, so
   // the browser blocks its cookie. Nothing is stored; say so, once.
   var SEEN = 'etalage:seen', warned = false;
-  function seen() { try { return localStorage.getItem(SEEN) === '1'; } catch (e) { return false; } }
+  function seen() { return get(SEEN) === '1'; }
   function missing() {
     if (!warned && w.console) console.error('etalage: the visitor cookie does not come back, so nothing is personalised or stored: serve etalage under the shop\'s own site (docs/INTEGRATION.md, "Serve etalage under the shop\'s own site")');
     warned = true;
@@ -112,7 +118,7 @@
       push({ type: 'identify', email: email, fields: fields || undefined, token: token || undefined });
     },
     consent: function (purposes) {
-      try { if ('profiling' in purposes) localStorage.setItem(CK, purposes.profiling ? '1' : '0'); } catch (e) {}
+      if ('profiling' in purposes) set(CK, purposes.profiling ? '1' : '0');
       push({ type: 'consent', purposes: purposes });
     },
     reset: function () {
@@ -132,9 +138,10 @@
   // and product views.
   function pageView() {
     var pv = { type: 'page_view', url: location.pathname };
-    var c = d.querySelector('[data-etalage-category]'), p = d.querySelector('[data-etalage-sku]');
-    if (c && c.getAttribute('data-etalage-category')) pv.category = c.getAttribute('data-etalage-category');
-    if (p && p.getAttribute('data-etalage-sku')) pv.sku = p.getAttribute('data-etalage-sku');
+    ['category', 'sku'].forEach(function (k) {
+      var el = d.querySelector('[data-etalage-' + k + ']'), v = el && el.getAttribute('data-etalage-' + k);
+      if (v) pv[k] = v;
+    });
     return pv;
   }
 
@@ -168,7 +175,7 @@
       clearTimeout(t);
       if (res.cookie === 'missing') { keep(); missing(); } // nothing stored: kept for a request with the cookie
       else if (!res.degraded) take(queued); else { keep(); retry(backoff); }
-      try { localStorage.setItem(SEEN, '1'); } catch (e) {}
+      set(SEEN, '1');
       swap(res.blocks || {}, byslot, late);
       exposed(res.experiments);
       return res;

@@ -78,7 +78,7 @@ func (m *Main) flags(o *options) *flag.FlagSet {
 	fs.StringVar(&o.consent, "consent", "implied", "implied, or required: no behaviour stored before profiling consent")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "CORS origins allowed to call the public API with credentials, comma-separated")
 	fs.StringVar(&o.now, "now", "", "freeze the clock at an RFC 3339 time, for demos and tests")
-	fs.BoolVar(&o.dev, "dev", false, "development mode: no admin token needed on a loopback admin listener")
+	fs.BoolVar(&o.dev, "dev", false, "development mode: no admin token needed on a loopback admin listener; the demo page may pretend a time and a device")
 	fs.StringVar(&o.demo, "demo", "auto", "serve the demo shop at /demo/: true, false, or auto (on with the embedded store)")
 	fs.StringVar(&o.logFormat, "log-format", "auto", "text, json, or auto (text on a terminal)")
 	fs.DurationVar(&o.storeDeadline, "store-deadline", 50*time.Millisecond, "deadline for reading a profile in a decide; past it the answer is degraded")
@@ -198,6 +198,9 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	if o.demo == "auto" {
 		cfg.Demo = kind == "embedded"
 	}
+	// The demo page's "pretend it is Saturday / on a phone" is for
+	// trying the demo, never for a shop: development mode only.
+	cfg.DemoPretend = cfg.Demo && o.dev
 	if cfg.AdminToken == "" && !(o.dev && isLoopback(o.adminListen)) {
 		if cfg.AdminToken, err = m.generatedAdminToken(dir); err != nil {
 			m.store.Close()

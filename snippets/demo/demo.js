@@ -101,6 +101,7 @@ function show(me) {
       notice.hidden = false;
     } else notice.hidden = true;
   }
+  pretendBar(me.pretend);
   var count = document.getElementById('cart-count');
   if (count) count.textContent = String(cartItems(me).reduce(function (n, it) { return n + (it.quantity || 1); }, 0));
   var why = document.getElementById('why');
@@ -119,6 +120,51 @@ function show(me) {
     if (!items.length) { var li = document.createElement('li'); li.textContent = 'Je mandje is leeg.'; ul.appendChild(li); }
     items.forEach(function (it) { var li = document.createElement('li'); li.textContent = it.quantity + ' × ' + it.sku + ' (€ ' + it.price + ')' + (it.gift ? ' – cadeau' : ''); ul.appendChild(li); });
   }
+}
+
+// The Pretend bar, in development mode (etalage serve --dev) only, when
+// /demo/api/me says so: some segments depend on when and on what a visitor
+// browses. Each button asks the service to pretend a moment (always ahead:
+// time moves forward) or a phone in the Netherlands for this browser's own
+// requests, then reloads the page, so that its decide and page view run
+// then. The pretense lives in an HttpOnly cookie signed by the service;
+// it never touches another visitor.
+var MOMENTS = [['saturday-morning', 'Saturday morning'], ['weekday-evening', 'A weekday evening'], ['december-10', '10 December'], ['tomorrow', 'Come back tomorrow']];
+function pretend(body) {
+  var flush = window.etalage.flush ? window.etalage.flush() : Promise.resolve();
+  return flush.then(function () {
+    return fetch('/demo/api/pretend', { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  }).then(function (r) {
+    return r.json().then(function (j) { if (!r.ok) throw new Error(j.error ? j.error.message : 'pretending failed'); location.reload(); });
+  }).catch(function (e) { note(String(e.message || e)); });
+}
+function button(id, text, fn) {
+  var b = document.createElement('button'); b.type = 'button'; b.id = id; b.textContent = text; b.addEventListener('click', fn); return b;
+}
+function pretendBar(st) {
+  var bar = document.getElementById('pretend');
+  if (!st) { if (bar) bar.hidden = true; return; }
+  if (!bar) {
+    bar = document.createElement('section');
+    bar.id = 'pretend'; bar.setAttribute('aria-label', 'Pretend');
+    var h = document.createElement('strong'); h.textContent = 'Pretend: ';
+    bar.appendChild(h);
+    MOMENTS.forEach(function (m) { bar.appendChild(button('pretend-' + m[0], m[1], function () { pretend({ at: m[0] }); })); });
+    bar.appendChild(button('pretend-phone', 'On a phone in NL', function () { pretend({ phone: this.getAttribute('aria-pressed') !== 'true' }); }));
+    bar.appendChild(button('pretend-stop', 'Stop pretending', function () { pretend({ at: 'now', phone: false }); }));
+    var p = document.createElement('p'); p.id = 'pretend-status'; p.setAttribute('role', 'status');
+    bar.appendChild(p);
+    // A bar fixed at the bottom: showing it moves nothing on the page.
+    document.body.appendChild(bar);
+    document.body.classList.add('with-pretend');
+  }
+  bar.hidden = false;
+  document.getElementById('pretend-phone').setAttribute('aria-pressed', String(st.device === 'mobile'));
+  document.getElementById('pretend-stop').disabled = !st.pretending;
+  var when = new Date(st.now).toLocaleString('en-GB', { timeZone: st.zone, weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit' });
+  document.getElementById('pretend-status').textContent = st.pretending
+    ? 'Pretending: it is ' + (st.shift ? when : 'now') + ' (' + st.zone + ')' + (st.device ? ', on a ' + (st.device === 'mobile' ? 'phone' : st.device) + ' set to ' + (st.language === 'nl' ? 'Dutch' : st.language) : '') + '. Only this browser pretends; events you send now are stamped with this time.'
+    : 'Not pretending: etalage sees the real time (' + when + ') and this browser as it is. The buttons make the time- and device-dependent segments reachable.';
 }
 
 function checkout() {

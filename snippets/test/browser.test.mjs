@@ -64,7 +64,7 @@ test('first visit sets the cookie and shows the default hero, with one decide re
   assert.equal(await page.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'hero-default');
   assert.equal(decides.length, 1, 'one decide request per page view');
   const body = JSON.parse(decides[0].postData());
-  assert.deepEqual(body.slots, ['greeting', 'banner-top', 'home-hero', 'home-cart', 'home-picks', 'home-newsletter']);
+  assert.deepEqual(body.slots, ['greeting', 'banner-top', 'home-hero', 'home-moment', 'home-cart', 'home-picks', 'home-newsletter']);
   assert.equal(body.events[0].type, 'page_view');
   await context.close();
 });
@@ -279,6 +279,26 @@ test('events are retried after a 503 with Retry-After', async () => {
   await delivered;
   assert.equal(refused, 2, 'one refusal, then the retry');
   assert.equal(await page.evaluate(() => localStorage.getItem('etalage:q')), '[]');
+  await context.close();
+});
+
+test('a flush while a batch is on its way waits for it and sends nothing twice', async () => {
+  const { context, page } = await newPage();
+  await page.route(BASE + '/plain/**', (route) => route.fulfill({ contentType: 'text/html',
+    body: '<!doctype html><script async src="/snippet.js"></script><div data-etalage-slot="home-hero">x</div>' }));
+  await visit(page, '/plain/a');
+  const sent = [];
+  await page.route('**/v1/events', async (route) => {
+    sent.push(JSON.parse(route.request().postData()).events.map((e) => e.type));
+    await new Promise((r) => setTimeout(r, 800)); // a slow network
+    return route.continue();
+  });
+  await page.evaluate(() => window.etalage.track('cart_add', { sku: 'a', price: 1 }));
+  await page.waitForTimeout(300); // the scheduled flush is on its way
+  const stored = await page.evaluate(() => window.etalage.flush().then(() => localStorage.getItem('etalage:q')));
+  assert.equal(stored, '[]', 'when flush() resolves, the batch on its way is stored');
+  await page.waitForTimeout(300);
+  assert.deepEqual(sent, [['cart_add']], 'the cart_add went once');
   await context.close();
 });
 
@@ -585,5 +605,100 @@ test('demo: a browser taken for a bot is told so on the page', async () => {
   await page.waitForSelector('#notice:not([hidden])');
   assert.match(await page.textContent('#notice'), /takes this browser for a bot/);
   await shot(page, 'demo-5-bot-notice');
+  await context.close();
+});
+
+// The Pretend bar (serve --dev; the test server has it on): clicking a
+// moment or "a phone in NL" reloads the page pretending it, so each time-
+// and device-dependent segment is reached by clicking. The test clock is
+// Tuesday 24 November 2026, 13:00 in Amsterdam.
+async function pretendClick(page, id) {
+  await page.waitForSelector('#pretend #' + id);
+  await Promise.all([page.waitForEvent('load'), page.click('#' + id)]);
+  await page.waitForFunction(() => window.etalage && window.etalage.ready);
+  const res = await page.evaluate(() => window.etalage.ready);
+  // The bar's status comes from /demo/api/me after the decide.
+  await page.waitForFunction(() => document.querySelector('#pretend-status') && document.querySelector('#pretend-status').textContent !== '');
+  return res;
+}
+
+async function moment(page) {
+  return { block: await page.getAttribute('[data-etalage-slot="home-moment"]', 'data-etalage-block'), text: await page.textContent('[data-etalage-slot="home-moment"]') };
+}
+
+test('demo: pretending Saturday, an evening and a phone changes the "Vandaag" box', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/');
+  await page.waitForSelector('#pretend-status');
+  assert.match(await page.textContent('#pretend-status'), /Not pretending/);
+  assert.equal((await moment(page)).block, null, 'a Tuesday lunchtime on a computer: the default');
+
+  let res = await pretendClick(page, 'pretend-saturday-morning');
+  assert.ok(res.segments.includes('weekend'), res.segments.join());
+  let m = await moment(page);
+  assert.equal(m.block, 'moment-weekend');
+  assert.match(m.text, /Weekendactie/);
+  assert.match(await page.textContent('#pretend-status'), /Pretending: it is Saturday,? 28 November 2026(,| at) 11:00/);
+  await shot(page, 'demo-6-pretend-saturday');
+
+  res = await pretendClick(page, 'pretend-weekday-evening');
+  assert.ok(res.segments.includes('evening') && !res.segments.includes('weekend'), res.segments.join());
+  m = await moment(page);
+  assert.equal(m.block, 'moment-evening');
+  assert.match(m.text, /Avondshoppen/);
+  assert.match(await page.textContent('#pretend-status'), /Monday,? 30 November 2026(,| at) 20:30/);
+  await shot(page, 'demo-7-pretend-evening');
+
+  res = await pretendClick(page, 'pretend-phone');
+  assert.ok(res.segments.includes('mobile-nl'), res.segments.join());
+  m = await moment(page);
+  assert.equal(m.block, 'moment-phone');
+  assert.match(m.text, /Op je telefoon/);
+  assert.equal(await page.getAttribute('#pretend-phone', 'aria-pressed'), 'true');
+  assert.match(await page.textContent('#pretend-status'), /on a phone set to Dutch/);
+  await page.waitForFunction(() => document.querySelector('#why').textContent.includes('mobile-nl'));
+  await shot(page, 'demo-8-pretend-phone');
+
+  res = await pretendClick(page, 'pretend-stop');
+  for (const s of ['weekend', 'evening', 'mobile-nl']) assert.ok(!res.segments.includes(s), res.segments.join());
+  assert.match(await page.textContent('#pretend-status'), /Not pretending/);
+  await context.close();
+});
+
+test('demo: coming back tomorrow says welcome back, and the cart waits', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/p/sneaker-court');
+  await page.click('#add');
+  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
+  await visit(page, '/demo/');
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-cart"]', 'data-etalage-block'), 'cart-items');
+  assert.equal((await moment(page)).block, null);
+
+  const res = await pretendClick(page, 'pretend-tomorrow');
+  for (const s of ['returning-visitors', 'not-yet-buyers', 'cart-abandoners']) assert.ok(res.segments.includes(s), s + ' in ' + res.segments.join());
+  const m = await moment(page);
+  assert.equal(m.block, 'moment-come-back');
+  assert.match(m.text, /Welkom terug!.*TERUG5/);
+  assert.equal(await page.getAttribute('[data-etalage-slot="home-cart"]', 'data-etalage-block'), 'cart-waiting');
+  assert.match(await page.textContent('[data-etalage-slot="home-cart"]'), /wacht nog op je/);
+  assert.equal(await page.getAttribute('[data-etalage-slot="banner-top"]', 'data-etalage-block'), 'cart-reminder');
+  await shot(page, 'demo-9-come-back-tomorrow');
+  await context.close();
+});
+
+test('demo: a gift put in the cart on 10 December is a Christmas present', async () => {
+  const { context, page } = await demoPage();
+  await visit(page, '/demo/p/playmobil-sint');
+  await pretendClick(page, 'pretend-december-10');
+  assert.match(await page.textContent('#pretend-status'), /Thursday,? 10 December 2026(,| at) 12:00/);
+  await page.check('#gift');
+  await page.click('#add');
+  await page.waitForFunction(() => document.querySelector('#cart-count').textContent === '1');
+  const res = await visit(page, '/demo/');
+  assert.ok(res.segments.includes('christmas-shoppers'), res.segments.join());
+  const m = await moment(page);
+  assert.equal(m.block, 'moment-christmas');
+  assert.match(m.text, /kerstcadeau/);
+  await shot(page, 'demo-10-christmas');
   await context.close();
 });
