@@ -219,3 +219,16 @@ func TestBlockCounterCarryBounded(t *testing.T) {
 	assert.Equal(t, int64(maxCarry+1), c.carry[0].Served)
 	assert.True(t, errors.Is(c.flush(context.Background(), svc), profile.ErrUnavailable))
 }
+
+// BenchmarkBlockCounterServed: what counting adds to a returning
+// visitor's decide of three slots (the day lookup and one shard's map).
+func BenchmarkBlockCounterServed(b *testing.B) {
+	c := newBlockCounter()
+	choices := []rules.Choice{{Slot: "home-hero", Block: testBlocks[0]}, {Slot: "banner-top", Block: testBlocks[2]}, {Slot: "home-picks", Block: testBlocks[1]}}
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	pid := "0123456789abcdef0123456789abcdef"
+	b.ReportAllocs()
+	for b.Loop() {
+		c.served(c.dayOf(now, time.UTC, true), pid, choices)
+	}
+}

@@ -167,3 +167,21 @@ func TestBlockReportRejectsBadRanges(t *testing.T) {
 	r = call(t, h.admin, "GET", "/admin/v1/report", "", nil)
 	assert.Equal(t, 401, r.status, "the admin token is needed")
 }
+
+// TestBlockReportCountsRealDays: a demo visitor pretending to come back
+// tomorrow is counted today, on the day the block was really served.
+func TestBlockReportCountsRealDays(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.DemoPretend = true; c.ReportFlush = time.Hour })
+	b := &pretendBrowser{h: h}
+	b.decide(t, pageViews("/demo/"))
+	require.Equal(t, 200, b.pretendTo(t, `{"at":"tomorrow"}`).status)
+	b.decide(t, pageViews("/demo/"))
+	require.NoError(t, h.srv.blocks.flush(t.Context(), h.srv.profiles))
+	rep := h.blockReport(t, "?from=2026-11-24&to=2026-11-25")
+	assert.Empty(t, rep.Days[1].Blocks, "nothing on the pretended day")
+	var served int64
+	for _, bl := range rep.Days[0].Blocks {
+		served += bl.Served
+	}
+	assert.Positive(t, served)
+}

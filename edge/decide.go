@@ -301,6 +301,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 	d := s.defs.Load()
 	now := s.cfg.Now()
+	clock := now // the real time, even when the demo pretends: the block report counts real days
 	trusted := s.hasAPIKey(ctx)
 	s.fillContext(ctx, r, trusted)
 	pr := s.pretending(ctx, r, trusted) // the demo's pretended time and device (pretend.go); nil elsewhere
@@ -362,7 +363,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 			s.logStoreError("decide: record events", err)
 		} else {
 			pid = snap.Primary.ID
-			s.countClicks(now, d, snap, events)
+			s.countClicks(clock, d, snap, events)
 		}
 	case known:
 		snap, err = loaded, loadErr
@@ -402,7 +403,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	}
 
 	if writes && !cookieMissing && (!s.cfg.ConsentNeeded || in.Profile.HasConsent("profiling")) {
-		s.countServed(now, d, pid, r.decision.Choices)
+		s.countServed(clock, d, pid, r.decision.Choices)
 	}
 
 	if pid != asked {

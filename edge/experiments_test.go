@@ -14,7 +14,7 @@ import (
 
 // experimentDefs is the demo with an experiment on its hero and a holdout.
 func experimentDefs(holdout string) []byte {
-	doc := string(rules.Demo()) + `
+	doc := string(rules.DemoWithoutExperiments()) + `
   - {id: hero-bold, slot: home-hero, priority: -100, html: "<h1>Alles voor je volgende stap</h1>"}
 experiments:
   - id: hero-test
@@ -187,4 +187,37 @@ func TestUnrecordedExposureIsNotShown(t *testing.T) {
 		assert.Empty(t, a.Experiments, "an exposure that was not counted is not listed")
 		assert.Equal(t, "hero-default", a.Blocks["home-hero"].ID, "nor shown")
 	}
+}
+
+// TestDemoHeroExperiment: the demo's experiment enters visitors who come
+// from a search engine and whom nothing else personalises; the hero
+// follows the variant. Others (no search referrer, or a sneaker fan) see
+// the normal decision and enter nothing.
+func TestDemoHeroExperiment(t *testing.T) {
+	h := newHarness(t, nil)
+	fromGoogle := `{"slots":["home-hero"],"context":{"url":"/demo/","referrer":"https://www.google.nl/search?q=sneakers"}}`
+	seen := map[string]bool{}
+	for range 40 {
+		a := answer(t, h.decide(t, "", fromGoogle))
+		require.Len(t, a.Experiments, 1)
+		x := a.Experiments[0]
+		assert.Equal(t, "search-welcome", x.ID)
+		assert.Equal(t, map[string]string{"control": "hero-default", "search": "hero-search"}[x.Variant], a.Blocks["home-hero"].ID)
+		seen[x.Variant] = true
+	}
+	assert.Len(t, seen, 2, "40 visitors see both variants")
+
+	a := answer(t, h.decide(t, "", `{"slots":["home-hero"],"context":{"url":"/demo/"}}`))
+	assert.Empty(t, a.Experiments)
+	assert.Equal(t, "hero-default", a.Blocks["home-hero"].ID)
+	fan := `{"slots":["home-hero"],"context":{"url":"/demo/","referrer":"https://www.google.nl/"},"events":[` + pageViews("/demo/c/sneakers", "/demo/c/sneakers", "/demo/c/sneakers") + `]}`
+	a = answer(t, h.decide(t, "", fan))
+	assert.Empty(t, a.Experiments, "a sneaker fan sees the sneaker hero, in no experiment")
+	assert.Equal(t, "hero-sneakers", a.Blocks["home-hero"].ID)
+
+	r := h.adminCall(t, "GET", "/admin/v1/experiments/search-welcome", "")
+	require.Equal(t, 200, r.status, string(r.body))
+	var rep experimentReport
+	require.NoError(t, json.Unmarshal(r.body, &rep))
+	assert.Equal(t, int64(40), rep.Variants[0].Visitors+rep.Variants[1].Visitors)
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	_ "embed"
 	"strconv"
 )
@@ -11,6 +12,28 @@ var demo []byte
 // Demo returns the demo definitions: a Dutch shoe and toy shop with a
 // Sinterklaas season, used when no document was applied.
 func Demo() []byte { return append([]byte(nil), demo...) }
+
+// DemoWithoutExperiments returns Demo() without its experiments section,
+// for a document that brings experiments of its own (tests, load tests):
+// two experiments on the home hero for the same visitors would not
+// validate. The blocks section stays last, so blocks may be appended.
+func DemoWithoutExperiments() []byte {
+	d := Demo()
+	start := bytes.Index(d, []byte("\nexperiments:\n"))
+	if start < 0 {
+		return d
+	}
+	end := start + len("\nexperiments:\n")
+	// The section ends at the next top-level key.
+	for end < len(d) && (d[end] == ' ' || d[end] == '#' || d[end] == '\n') {
+		if i := bytes.IndexByte(d[end:], '\n'); i >= 0 {
+			end += i + 1
+		} else {
+			end = len(d)
+		}
+	}
+	return append(d[:start+1], d[end:]...)
+}
 
 // DemoWebhooks returns the demo's webhooks section, to append to Demo() on
 // a node that can sign webhooks: cart abandoners (30 minutes) and

@@ -45,6 +45,7 @@ type options struct {
 	warm      int
 	cold      int
 	k6Rate    int
+	exp       bool
 	pprof     string
 }
 
@@ -58,6 +59,7 @@ func main() {
 	flag.IntVar(&o.warm, "warm-visitors", 1000, "visitors for warm decide (all cached)")
 	flag.IntVar(&o.cold, "cold-visitors", 10000, "visitors for cold decide and events")
 	flag.IntVar(&o.k6Rate, "k6-rate", 2000, "arrival rate of the k6 scenarios, requests per second")
+	flag.BoolVar(&o.exp, "experiment", false, "run the servers on the demo definitions with one 50/50 experiment on the hero, open to every visitor (experiment.go)")
 	flag.StringVar(&o.pprof, "pprof", "", "comma-separated etalage targets (decide_warm,decide_cold,events) to CPU-profile during their 64-connection wrk runs, into the work directory (use with -keep)")
 	if len(os.Args) > 1 && os.Args[1] == "memory" {
 		// ./loadtest/run.sh memory: what a visitor costs in Redis and in
@@ -235,6 +237,11 @@ func run(o options) (failed bool, err error) {
 		args := []string{"serve", "--listen", pub, "--admin-listen", adm, "--store", s.store, "--cache-size", s.cache,
 			"--secret", "loadtest-secret-0123456789abcdef", "--dev", "--cookie-secure=false", "--rate-limit", "0",
 			"--log-format", "json", "--demo", "false", "--now", "2026-11-24T12:00:00Z"}
+		if o.exp {
+			if args, err = withExperiment(work, args); err != nil {
+				return false, err
+			}
+		}
 		if err := ps.start(pin(0, filepath.Join(work, "etalage"), args...), filepath.Join(work, s.name+".log")); err != nil {
 			return false, err
 		}

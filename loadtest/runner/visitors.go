@@ -128,7 +128,8 @@ func checkPersonalised(base string, visitors []string) error {
 		if err := post(base+"/v1/decide", body, 200, &d); err != nil {
 			return err
 		}
-		if d.Degraded || d.Blocks["home-hero"].ID != "hero-sneakers" {
+		// hero-bold: the variant of the -experiment document's experiment.
+		if hero := d.Blocks["home-hero"].ID; d.Degraded || (hero != "hero-sneakers" && hero != "hero-bold") {
 			return fmt.Errorf("visitor %s not personalised: %+v", visitors[i], d)
 		}
 	}
