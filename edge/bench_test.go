@@ -70,6 +70,17 @@ func BenchmarkDecideWarm(b *testing.B) {
 	benchDecide(b, h, v)
 }
 
+// BenchmarkDecideWarmPacked: the same, without the hot tier: the
+// visitor's packed entry is unpacked on every decide, as for a visitor
+// the tier does not hold.
+func BenchmarkDecideWarmPacked(b *testing.B) {
+	h := newHarness(b, func(c *Config) { c.RateLimit = 0 })
+	h.srv.cache.hot = nil
+	v := visitorWithProfile(b, h)
+	h.srv.cache.c.Wait()
+	benchDecide(b, h, v)
+}
+
 // BenchmarkDecideWarmPost: the same, asked the way the snippet and a shop
 // backend ask: a POST with the visitor, slots and context in a JSON body
 // (the form the load tests send).

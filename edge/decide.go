@@ -43,6 +43,7 @@ type request struct {
 	decision  rules.Decision
 	news      []profile.Assignment // first exposures to record, kept between requests
 	out       []byte               // the response body, kept between requests
+	scratch   profile.Scratch      // cached profiles are unpacked here, kept between requests
 }
 
 var requests = sync.Pool{New: func() any { return new(request) }}
@@ -321,7 +322,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	var loaded *profile.Snapshot
 	var loadErr error
 	if known {
-		loaded, loadErr = s.loadAs(pr, context.Background(), pid, d)
+		loaded, loadErr = s.loadAs(pr, context.Background(), pid, d, &r.scratch)
 		if loadErr == nil && loaded.Empty() && s.wasErased(pid) {
 			// The erased browser starts anew: its old id never comes back.
 			known, loaded = false, nil
@@ -356,7 +357,7 @@ func (s *Server) serveDecide(ctx *fasthttp.RequestCtx) {
 	degraded := false
 	switch {
 	case len(events) > 0 && writes:
-		snap, err = s.recordAs(pr, context.Background(), pid, events, d, s.cfg.WriteDeadline)
+		snap, err = s.recordAs(pr, context.Background(), pid, events, d, s.cfg.WriteDeadline, &r.scratch)
 		if err != nil {
 			degraded = true
 			s.logStoreError("decide: record events", err)
@@ -547,10 +548,11 @@ func (s *Server) fillHeaders(ctx *fasthttp.RequestCtx, r *request) {
 	}
 }
 
-// load returns pid's snapshot from the cache, else from the store within
-// the store deadline (guarded by the circuit breaker), caching it.
-func (s *Server) load(ctx context.Context, pid string, d *defs) (*profile.Snapshot, error) {
-	if snap := s.cache.get(pid, d.policy); snap != nil {
+// load returns pid's snapshot from the cache (unpacked into sc, see
+// profileCache.get), else from the store within the store deadline
+// (guarded by the circuit breaker), caching it.
+func (s *Server) load(ctx context.Context, pid string, d *defs, sc *profile.Scratch) (*profile.Snapshot, error) {
+	if snap := s.cache.get(pid, d.policy, sc); snap != nil {
 		s.metrics.cacheHits.Inc()
 		return snap, nil
 	}
@@ -570,12 +572,13 @@ func (s *Server) load(ctx context.Context, pid string, d *defs) (*profile.Snapsh
 }
 
 // record applies events to pid's profile within deadline, starting from the
-// cached snapshot, and caches the result under the surviving profile id.
-func (s *Server) record(ctx context.Context, pid string, events []profile.Event, d *defs, deadline time.Duration) (*profile.Snapshot, error) {
+// cached snapshot (unpacked into sc), and caches the result under the
+// surviving profile id.
+func (s *Server) record(ctx context.Context, pid string, events []profile.Event, d *defs, deadline time.Duration, sc *profile.Scratch) (*profile.Snapshot, error) {
 	if !s.breaker.allow() {
 		return nil, errBreakerOpen
 	}
-	cached := s.cache.get(pid, d.policy)
+	cached := s.cache.get(pid, d.policy, sc)
 	sctx, cancel := context.WithTimeout(ctx, deadline)
 	snap, err := s.profiles.Record(sctx, pid, cached, events, d.policy)
 	cancel()

@@ -254,7 +254,7 @@ func TestStaticBlocksEncodeAsDecided(t *testing.T) {
 	require.Equal(t, 200, r.status)
 	pid, ok := h.srv.signer.Verify([]byte(v))
 	require.True(t, ok)
-	snap, err := h.srv.load(t.Context(), pid, d)
+	snap, err := h.srv.load(t.Context(), pid, d, nil)
 	require.NoError(t, err)
 	var dec rules.Decision
 	in := rules.Input{Profile: snap.Primary, Seasonal: snap.Seasonal, Now: h.srv.cfg.Now()}

@@ -72,7 +72,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		pid, ok = s.visitorOf(ctx, r.visitor)
 		if ok {
 			// The erased browser starts anew: its old id never comes back.
-			if snap, err := s.load(context.Background(), pid, d); err == nil && snap.Empty() && s.wasErased(pid) {
+			if snap, err := s.load(context.Background(), pid, d, &r.scratch); err == nil && snap.Empty() && s.wasErased(pid) {
 				ok, r.visitor = false, nil
 			}
 		}
@@ -106,7 +106,7 @@ func (s *Server) serveEvents(ctx *fasthttp.RequestCtx) {
 		s.writeAccepted(ctx, 0, "")
 		return
 	}
-	snap, err := s.recordAs(pr, context.Background(), pid, events, d, s.cfg.EventDeadline)
+	snap, err := s.recordAs(pr, context.Background(), pid, events, d, s.cfg.EventDeadline, &r.scratch)
 	if err != nil {
 		s.logStoreError("events: record", err)
 		if !isStoreFailure(err) {

@@ -111,9 +111,9 @@ func (s *Server) pretending(ctx *fasthttp.RequestCtx, r *request, trusted bool) 
 
 // loadAs loads pid's snapshot as load does, or at the pretended time: then
 // around the cache, whose snapshots are picked at the real time.
-func (s *Server) loadAs(p *pretense, ctx context.Context, pid string, d *defs) (*profile.Snapshot, error) {
+func (s *Server) loadAs(p *pretense, ctx context.Context, pid string, d *defs, sc *profile.Scratch) (*profile.Snapshot, error) {
 	if p == nil {
-		return s.load(ctx, pid, d)
+		return s.load(ctx, pid, d, sc)
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreDeadline)
 	defer cancel()
@@ -123,9 +123,9 @@ func (s *Server) loadAs(p *pretense, ctx context.Context, pid string, d *defs) (
 // recordAs records events as record does, or stamped at the pretended
 // time; the cached snapshot is dropped, so that the real clock's next
 // request reads what was written.
-func (s *Server) recordAs(p *pretense, ctx context.Context, pid string, events []profile.Event, d *defs, deadline time.Duration) (*profile.Snapshot, error) {
+func (s *Server) recordAs(p *pretense, ctx context.Context, pid string, events []profile.Event, d *defs, deadline time.Duration, sc *profile.Scratch) (*profile.Snapshot, error) {
 	if p == nil {
-		return s.record(ctx, pid, events, d, deadline)
+		return s.record(ctx, pid, events, d, deadline, sc)
 	}
 	sctx, cancel := context.WithTimeout(ctx, deadline)
 	defer cancel()

@@ -176,7 +176,7 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 	if s.agents, err = newAgents(); err != nil {
 		return nil, fmt.Errorf("user agent cache: %w", err)
 	}
-	if s.cache, err = newProfileCache(cfg.CacheBytes, cfg.CacheTTL); err != nil {
+	if s.cache, err = newProfileCache(cfg.CacheBytes, cfg.CacheTTL, s.profiles); err != nil {
 		return nil, fmt.Errorf("profile cache: %w", err)
 	}
 	if err := s.loadDefinitions(ctx); err != nil {

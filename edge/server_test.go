@@ -56,6 +56,13 @@ func newHarnessWithStore(tb testing.TB, st profile.Store, mutate func(*Config)) 
 		Now:          func() time.Time { return testNow },
 		PollInterval: 50 * time.Millisecond,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Deadlines for tests whose subject is not deadlines: the race
+		// build beside other packages on a busy machine can take longer
+		// than production's 50/250 ms and answer degraded (tests of the
+		// deadlines set their own).
+		StoreDeadline: 5 * time.Second,
+		WriteDeadline: 5 * time.Second,
+		EventDeadline: 10 * time.Second,
 	}
 	if mutate != nil {
 		mutate(&cfg)

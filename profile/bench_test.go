@@ -57,3 +57,18 @@ func BenchmarkApplyPageView(b *testing.B) {
 		p.apply(&ev, 1_795_100_000, nil)
 	}
 }
+
+// BenchmarkDecodeReused: the typical profile decoded into reused memory,
+// as a cache hit unpacks it.
+func BenchmarkDecodeReused(b *testing.B) {
+	buf := string(Encode(nil, typicalProfile()))
+	var p Profile
+	var ru reuse
+	b.ReportAllocs()
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		if err := decodeInto(&p, buf, &ru); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"unsafe"
 )
 
 // The record format is a compact binary encoding, versioned by its first
@@ -114,12 +115,36 @@ func Encode(dst []byte, p *Profile) []byte {
 // the day counts of all counters share backing arrays: a typical profile
 // decodes in a handful of allocations instead of one per string and counter.
 func Decode(b []byte) (*Profile, error) {
-	d := decoder{b: b, s: string(b)}
+	p := &Profile{}
+	if err := decodeInto(p, string(b), nil); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// reuse is the memory a decode into a reused profile takes its day counts
+// and string lists from, so that decoding into it again allocates nothing
+// once it has grown to the profiles it sees (see Scratch).
+type reuse struct {
+	days    []DayCount
+	strs    []string
+	counted []uint64
+}
+
+// decodeInto decodes the record s into p, replacing all of p. Strings are
+// cut from s, which must stay unchanged while p is used. With ru nil, p is
+// new and gets exactly sized memory of its own; otherwise p's maps and
+// slices and ru's arrays are reused, and p is valid until the next decode
+// into the same p and ru.
+func decodeInto(p *Profile, s string, ru *reuse) error {
+	d := decoder{b: unsafe.Slice(unsafe.StringData(s), len(s)), s: s, ru: ru}
+	if ru != nil {
+		ru.strs = ru.strs[:0]
+	}
 	v := d.byte()
 	if v < 1 || v > codecVersion {
-		return nil, fmt.Errorf("%w: format %d", errCorrupt, v)
+		return fmt.Errorf("%w: format %d", errCorrupt, v)
 	}
-	p := &Profile{}
 	p.ID = d.str()
 	p.Season = d.str()
 	p.Cycle = int(d.int())
@@ -130,119 +155,168 @@ func Decode(b []byte) (*Profile, error) {
 	p.FirstSeen = d.int()
 	p.LastSeen = d.int()
 	p.Visits = uint32(d.uint())
-	if n := d.count(); n > 0 {
-		p.Fields = make(map[string]Field, n)
-		for range n {
-			k := d.str()
-			v := d.value()
-			p.Fields[k] = Field{Value: v, At: d.int()}
-		}
+	n := d.count()
+	p.Fields = remake(p.Fields, n, ru != nil)
+	for range n {
+		k := d.str()
+		v := d.value()
+		p.Fields[k] = Field{Value: v, At: d.int()}
 	}
-	if n := d.count(); n > 0 {
-		p.Interests = make(map[string]Interest, n)
-		for range n {
-			k := d.str()
-			p.Interests[k] = Interest{On: d.bool(), Source: Source(d.byte()), At: d.int()}
-		}
+	n = d.count()
+	p.Interests = remake(p.Interests, n, ru != nil)
+	for range n {
+		k := d.str()
+		p.Interests[k] = Interest{On: d.bool(), Source: Source(d.byte()), At: d.int()}
 	}
-	if n := d.count(); n > 0 {
-		p.Consents = make(map[string]Consent, n)
-		for range n {
-			k := d.str()
-			p.Consents[k] = Consent{Granted: d.bool(), At: d.int()}
-		}
+	n = d.count()
+	p.Consents = remake(p.Consents, n, ru != nil)
+	for range n {
+		k := d.str()
+		p.Consents[k] = Consent{Granted: d.bool(), At: d.int()}
 	}
 	p.Score = d.float()
-	if n := d.count(); n > 0 {
-		p.Cart.Items = make([]CartItem, n)
-		for i := range p.Cart.Items {
-			p.Cart.Items[i] = CartItem{SKU: d.str(), Category: d.str(), Price: d.float(), Quantity: int(d.int()), Gift: d.bool()}
-		}
+	p.Cart.Items = resize(p.Cart.Items, d.count(), ru != nil)
+	for i := range p.Cart.Items {
+		p.Cart.Items[i] = CartItem{SKU: d.str(), Category: d.str(), Price: d.float(), Quantity: int(d.int()), Gift: d.bool()}
 	}
 	p.Cart.UpdatedAt = d.int()
-	if n := d.count(); n > 0 {
-		p.Orders = make([]Order, n)
-		for i := range p.Orders {
-			p.Orders[i] = Order{ID: d.str(), At: d.int(), Value: d.float()}
-		}
+	p.Orders = resize(p.Orders, d.count(), ru != nil)
+	for i := range p.Orders {
+		p.Orders[i] = Order{ID: d.str(), At: d.int(), Value: d.float()}
 	}
-	if n := d.count(); n > 0 {
-		p.Behaviour = make([]Counter, n)
-		initial := len(d.b) / 8
-		days := make([]DayCount, 0, initial)
-		for i := range p.Behaviour {
-			c := &p.Behaviour[i]
-			c.Type = EventType(d.byte())
-			c.Key = Key{URL: d.str(), Category: d.str(), SKU: d.str(), Campaign: d.str(), Form: d.str(), Target: d.str()}
-			c.Total = uint32(d.uint())
-			c.First = d.int()
-			c.Last = d.int()
-			if m := d.count(); m > 0 {
-				start := len(days)
-				prev := int32(0)
-				for range m {
-					prev += int32(d.int())
-					days = append(days, DayCount{Day: prev, N: uint32(d.uint())})
-				}
-				// Capped: appending to one counter's days never writes into
-				// the next one's. Should days grow, earlier counters keep
-				// the old array.
-				c.Days = days[start:len(days):len(days)]
-			}
-		}
-		// One exact array for all the day counts: the estimate above (or an
-		// array outgrown on the way) would otherwise stay allocated in
-		// every cached profile.
-		if cap(days) != initial || cap(days) > len(days)+len(days)/8 {
-			exact := make([]DayCount, len(days))
-			copy(exact, days)
-			off := 0
-			for i := range p.Behaviour {
-				c := &p.Behaviour[i]
-				if n := len(c.Days); n > 0 {
-					c.Days = exact[off : off+n : off+n]
-					off += n
-				}
-			}
-		}
-	}
+	p.Behaviour = resize(p.Behaviour, d.count(), ru != nil)
+	d.behaviour(p.Behaviour)
+	n = 0
 	if v >= 2 {
-		if n := d.count(); n > 0 {
-			p.Experiments = make([]Assignment, n)
-			for i := range p.Experiments {
-				p.Experiments[i] = Assignment{Experiment: d.str(), Variant: d.str(), At: d.int(), Converted: d.int()}
-			}
+		n = d.count()
+	}
+	p.Experiments = resize(p.Experiments, n, ru != nil)
+	if n > 0 {
+		for i := range p.Experiments {
+			p.Experiments[i] = Assignment{Experiment: d.str(), Variant: d.str(), At: d.int(), Converted: d.int()}
 		}
 	}
 	if v >= 3 && len(p.Orders) > 0 {
-		// The record ends here: its remaining bytes bound the hashes, so
-		// one array holds them all.
-		all := make([]uint64, 0, len(d.b)/8)
-		for i := range p.Orders {
-			n := d.count()
-			if n > len(d.b)/8 {
-				d.fail()
+		d.counted(p.Orders)
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	return nil
+}
+
+// behaviour decodes the counters into cs. The day counts of all counters
+// share one array: exactly sized for a new profile (an estimate, or an
+// array outgrown on the way, would otherwise stay allocated with it), the
+// reused one otherwise.
+func (d *decoder) behaviour(cs []Counter) {
+	if len(cs) == 0 {
+		return
+	}
+	var days []DayCount
+	initial := len(d.b) / 8
+	if d.ru != nil {
+		days = d.ru.days[:0]
+	} else {
+		days = make([]DayCount, 0, initial)
+	}
+	for i := range cs {
+		c := &cs[i]
+		c.Type = EventType(d.byte())
+		c.Key = Key{URL: d.str(), Category: d.str(), SKU: d.str(), Campaign: d.str(), Form: d.str(), Target: d.str()}
+		c.Total = uint32(d.uint())
+		c.First = d.int()
+		c.Last = d.int()
+		c.Days = nil
+		if m := d.count(); m > 0 {
+			start := len(days)
+			prev := int32(0)
+			for range m {
+				prev += int32(d.int())
+				days = append(days, DayCount{Day: prev, N: uint32(d.uint())})
 			}
-			if d.err != nil {
-				break
-			}
-			start := len(all)
-			for range n {
-				all = append(all, binary.LittleEndian.Uint64(d.b))
-				d.b = d.b[8:]
-			}
-			if n > 0 {
-				p.Orders[i].Counted = all[start:len(all):len(all)]
+			// Capped: appending to one counter's days never writes into
+			// the next one's. Should days grow, earlier counters keep
+			// the old array.
+			c.Days = days[start:len(days):len(days)]
+		}
+	}
+	if d.ru != nil {
+		d.ru.days = days
+		return
+	}
+	if cap(days) != initial || cap(days) > len(days)+len(days)/8 {
+		exact := make([]DayCount, len(days))
+		copy(exact, days)
+		off := 0
+		for i := range cs {
+			c := &cs[i]
+			if n := len(c.Days); n > 0 {
+				c.Days = exact[off : off+n : off+n]
+				off += n
 			}
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
+}
+
+// counted decodes the orders' counted purchase counters. The record ends
+// with them: its remaining bytes bound their number, so one array holds
+// them all, exactly sized for a new profile, the reused one otherwise.
+func (d *decoder) counted(orders []Order) {
+	var all []uint64
+	if d.ru != nil {
+		all = d.ru.counted[:0]
+	} else {
+		all = make([]uint64, 0, len(d.b)/8)
 	}
-	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	for i := range orders {
+		n := d.count()
+		if n > len(d.b)/8 {
+			d.fail()
+		}
+		if d.err != nil {
+			break
+		}
+		start := len(all)
+		for range n {
+			all = append(all, binary.LittleEndian.Uint64(d.b))
+			d.b = d.b[8:]
+		}
+		if n > 0 {
+			orders[i].Counted = all[start:len(all):len(all)]
+		}
 	}
-	return p, nil
+	if d.ru != nil {
+		d.ru.counted = all
+	}
+}
+
+// remake returns m emptied for n entries: nil for none in a new profile,
+// m cleared when reused.
+func remake[V any](m map[string]V, n int, reused bool) map[string]V {
+	if reused && m != nil {
+		clear(m)
+		return m
+	}
+	if n == 0 {
+		return nil
+	}
+	return make(map[string]V, n)
+}
+
+// resize returns s with length n: nil for none in a new profile, s's
+// array when reused and large enough.
+func resize[T any](s []T, n int, reused bool) []T {
+	if reused && n <= cap(s) {
+		return s[:n]
+	}
+	if n == 0 {
+		return nil
+	}
+	return make([]T, n)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -298,6 +372,7 @@ func (e *encoder) value(v Value) {
 type decoder struct {
 	b   []byte
 	s   string // the whole record, once: strings are cut from it
+	ru  *reuse
 	err error
 }
 
@@ -318,7 +393,18 @@ func (d *decoder) byte() byte {
 	return v
 }
 func (d *decoder) bool() bool { return d.byte() == 1 }
+
+// uint and int read most values (lengths, counts, small deltas) from one
+// byte: that case is inlined, the rest goes through encoding/binary.
 func (d *decoder) uint() uint64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 {
+		v := uint64(d.b[0])
+		d.b = d.b[1:]
+		return v
+	}
+	return d.uvarint()
+}
+func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -328,6 +414,14 @@ func (d *decoder) uint() uint64 {
 	return v
 }
 func (d *decoder) int() int64 {
+	if len(d.b) > 0 && d.b[0] < 0x80 {
+		x := int64(d.b[0])
+		d.b = d.b[1:]
+		return x>>1 ^ -(x & 1)
+	}
+	return d.varint()
+}
+func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -373,11 +467,18 @@ func (d *decoder) strs() []string {
 	if n == 0 {
 		return nil
 	}
-	ss := make([]string, n)
-	for i := range ss {
-		ss[i] = d.str()
+	if d.ru == nil {
+		ss := make([]string, n)
+		for i := range ss {
+			ss[i] = d.str()
+		}
+		return ss
 	}
-	return ss
+	start := len(d.ru.strs)
+	for range n {
+		d.ru.strs = append(d.ru.strs, d.str())
+	}
+	return d.ru.strs[start:len(d.ru.strs):len(d.ru.strs)]
 }
 func (d *decoder) value() Value {
 	v := Value{Kind: Kind(d.byte())}

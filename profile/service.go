@@ -181,23 +181,7 @@ func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot,
 
 func (s *Service) snapshot(pid string, pol *Policy, ids []string, recs []Record) *Snapshot {
 	snap := &Snapshot{Records: recs, seasons: ids, Seasonal: make([]*Profile, len(ids))}
-	primary := recs[0]
-	if target, data, ok := decodeForward(primary.Data); ok && primary.Version != 0 {
-		snap.forward, snap.frozen = target, data != nil
-		primary = Record{Data: data, Version: primary.Version}
-	}
-	snap.Primary = decodeRecord(primary)
-	if snap.Primary == nil {
-		snap.Primary = &Profile{ID: pid}
-	}
-	snap.Primary.ID = pid
-	now := s.now()
-	for i := range pol.Seasons {
-		p := decodeRecord(recs[i+1])
-		if p != nil && p.Cycle == pol.Seasons[i].Cycle(now) {
-			snap.Seasonal[i] = p
-		}
-	}
+	s.decodeSnapshot(snap, pid, pol, nil, false)
 	return snap
 }
 

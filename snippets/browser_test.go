@@ -54,6 +54,12 @@ func TestBrowser(t *testing.T) {
 		DemoPretend:  true, // as serve --dev: the demo's Pretend bar
 		Now:          func() time.Time { return now },
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The tests of degraded answers fake them in the page; the real
+		// service gets deadlines a busy test machine cannot cross, or a
+		// decide answers degraded and the page keeps its defaults.
+		StoreDeadline: 5 * time.Second,
+		WriteDeadline: 5 * time.Second,
+		EventDeadline: 10 * time.Second,
 	})
 	require.NoError(t, err)
 	pub, err := net.Listen("tcp", "127.0.0.1:0")

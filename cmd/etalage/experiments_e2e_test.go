@@ -80,9 +80,53 @@ func experimentOf(m map[string]any, id string) string {
 // everyone. It returns how many visitors each variant got.
 func runExperiment(t *testing.T, nodes []*node) map[string]int64 {
 	const visitors, workers = 2000, 8
+	const views = sneakerView + "," + sneakerView + "," + sneakerView
 	var next, held, unexposed atomic.Int64
 	var mu sync.Mutex
 	seen := map[string]int64{}
+	type visit struct {
+		i int64
+		b *browser
+	}
+	var late []visit
+	// classify files a visitor by the groups its answer names and lets
+	// every 20th of a variant buy (2 of them in control, 3 in bold).
+	classify := func(i int64, b *browser, m map[string]any) {
+		switch experimentOf(m, "holdout") {
+		case "holdout":
+			held.Add(1)
+			assert.Empty(t, experimentOf(m, "hero-test"), "the holdout enters no experiment")
+			assert.Equal(t, "hero-default", blockOf(m, "home-hero"), "the holdout sees only blocks without a segment")
+			assert.Equal(t, "picks-default", blockOf(m, "home-picks"))
+			return
+		case "":
+			assert.Empty(t, experimentOf(m, "hero-test"))
+			unexposed.Add(1)
+			return
+		}
+		v := experimentOf(m, "hero-test")
+		require.NotEmpty(t, v, "%v", m)
+		assert.Equal(t, map[string]string{"control": "hero-sneakers", "bold": "hero-bold"}[v], blockOf(m, "home-hero"))
+		assert.Equal(t, "picks-sneakers", blockOf(m, "home-picks"), "personalised outside the experiment's slot")
+		mu.Lock()
+		k := seen[v]
+		seen[v]++
+		mu.Unlock()
+		if k%20 < map[string]int64{"control": 2, "bold": 3}[v] {
+			buyer := nodes[int(i+1)%len(nodes)]
+			// Retried like the snippet does until acknowledged.
+			for try := 0; ; try++ {
+				status, resp, _ := b.post(t, "http://"+buyer.public+"/v1/events", `{"events":[{"type":"purchase","order_id":"o-`+v+`","items":[{"sku":"sneaker-air-45","price":129.95}]}]}`)
+				if status == 202 {
+					break
+				}
+				require.Less(t, try, 20, "%d %v", status, resp)
+				time.Sleep(100 * time.Millisecond)
+			}
+			// A second purchase converts nothing more.
+			b.post(t, "http://"+buyer.public+"/v1/events", `{"events":[{"type":"purchase","order_id":"o-2","items":[{"sku":"socks","price":5}]}]}`)
+		}
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -94,59 +138,35 @@ func runExperiment(t *testing.T, nodes []*node) map[string]int64 {
 					return
 				}
 				b := newBrowser(t)
-				n := nodes[int(i)%len(nodes)]
-				views := sneakerView + "," + sneakerView + "," + sneakerView
-				m := b.decide(t, n, views)
-				// Under load a decide may answer degraded: the answer lists
-				// no experiment, yet the write may still have landed after
-				// the deadline (exposure recorded). The visitor comes back
-				// with the same events, as the snippet re-sends them, until
-				// an answer says which group they are in; whichever decide
-				// recorded the exposure, it is counted once.
-				for try := 0; try < 100 && m["degraded"] == true; try++ {
-					time.Sleep(100 * time.Millisecond)
-					m = b.decide(t, n, views)
-				}
-				switch experimentOf(m, "holdout") {
-				case "holdout":
-					held.Add(1)
-					assert.Empty(t, experimentOf(m, "hero-test"), "the holdout enters no experiment")
-					assert.Equal(t, "hero-default", blockOf(m, "home-hero"), "the holdout sees only blocks without a segment")
-					assert.Equal(t, "picks-default", blockOf(m, "home-picks"))
-					continue
-				case "":
-					assert.Empty(t, experimentOf(m, "hero-test"))
-					unexposed.Add(1)
+				m := b.decide(t, nodes[int(i)%len(nodes)], views)
+				if m["degraded"] == true {
+					mu.Lock()
+					late = append(late, visit{i, b})
+					mu.Unlock()
 					continue
 				}
-				v := experimentOf(m, "hero-test")
-				require.NotEmpty(t, v, "%v", m)
-				assert.Equal(t, map[string]string{"control": "hero-sneakers", "bold": "hero-bold"}[v], blockOf(m, "home-hero"))
-				assert.Equal(t, "picks-sneakers", blockOf(m, "home-picks"), "personalised outside the experiment's slot")
-				mu.Lock()
-				k := seen[v]
-				seen[v]++
-				mu.Unlock()
-				if k%20 < map[string]int64{"control": 2, "bold": 3}[v] {
-					buyer := nodes[int(i+1)%len(nodes)]
-					// Retried like the snippet does until acknowledged.
-					for try := 0; ; try++ {
-						status, resp, _ := b.post(t, "http://"+buyer.public+"/v1/events", `{"events":[{"type":"purchase","order_id":"o-`+v+`","items":[{"sku":"sneaker-air-45","price":129.95}]}]}`)
-						if status == 202 {
-							break
-						}
-						require.Less(t, try, 20, "%d %v", status, resp)
-						time.Sleep(100 * time.Millisecond)
-					}
-					// A second purchase converts nothing more.
-					b.post(t, "http://"+buyer.public+"/v1/events", `{"events":[{"type":"purchase","order_id":"o-2","items":[{"sku":"socks","price":5}]}]}`)
-				}
+				classify(i, b, m)
 			}
 		}()
 	}
 	wg.Wait()
+	// Under load a decide may answer degraded: the answer lists no
+	// experiment, yet its write may still have landed after the deadline
+	// (exposure recorded). Such a visitor comes back once the rush is over,
+	// with the same events as the snippet re-sends them, until an answer
+	// names its groups; whichever decide recorded the exposure, it counts
+	// once.
+	for _, l := range late {
+		n := nodes[int(l.i)%len(nodes)]
+		m := l.b.decide(t, n, views)
+		for try := 0; try < 50 && m["degraded"] == true; try++ {
+			time.Sleep(100 * time.Millisecond)
+			m = l.b.decide(t, n, views)
+		}
+		classify(l.i, l.b, m)
+	}
 	seen["holdout"] = held.Load()
-	t.Logf("%d visitors: %v, %d not exposed (degraded under load)", visitors, seen, unexposed.Load())
+	t.Logf("%d visitors: %v; %d came back after a degraded answer, %d not exposed", visitors, seen, len(late), unexposed.Load())
 	require.Less(t, unexposed.Load(), int64(visitors/20), "almost every visitor is exposed")
 	return seen
 }

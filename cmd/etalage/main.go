@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		m := NewMain(stdout, stderr)
+		m.LimitMemory = true
 		if err := m.Run(ctx, args[1:]); err != nil {
 			m.Close()
 			return err

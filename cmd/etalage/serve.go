@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,10 @@ type Main struct {
 	Listen     string
 	AdminAddr  string // the admin listener's address once running
 	PublicAddr string // the public listener's address once running
+	// LimitMemory sets Go's soft memory limit from the cache budget: the
+	// etalage command does; tests running several nodes in one process
+	// do not.
+	LimitMemory bool
 
 	store    profile.Store
 	server   *edge.Server
@@ -155,6 +160,11 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 	cfg, err := m.config(&o)
 	if err != nil {
 		return err
+	}
+	if m.LimitMemory && os.Getenv("GOMEMLIMIT") == "" && cfg.CacheBytes > 0 {
+		// Without a limit the GC lets the heap grow to twice the live
+		// cache before it collects (GOGC=100); GOMEMLIMIT overrides.
+		debug.SetMemoryLimit(edge.MemoryLimit(cfg.CacheBytes))
 	}
 	kind, target, _ := strings.Cut(o.store, ":")
 	dir := ""

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etalage/etalage/edge"
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/profile/redisstore"
 	"github.com/etalage/etalage/rules"
@@ -174,7 +175,7 @@ type kindMemory struct {
 	visitors int
 	keys     map[string]*keyBytes // by keyClass
 	used     float64              // INFO used_memory grown while they were created
-	cache    float64              // sum of profile.Snapshot.MemSize
+	cache    float64              // sum of edge.CacheCost
 	pids     []string             // the visitors' profile ids, as their visitor values name them
 }
 
@@ -203,7 +204,7 @@ func (k *kindMemory) usage() int64 {
 // public API, and measures what each costs: MEMORY USAGE of every key
 // (primary and seasonal profiles, their index, identity links and claims),
 // the growth of Redis' used_memory while they were created, and the cache
-// cost a node charges for each (profile.Snapshot.MemSize).
+// cost a node charges for each (edge.CacheCost).
 func memoryMain(args []string) error {
 	fs := flag.NewFlagSet("memory", flag.ExitOnError)
 	n := fs.Int("n", 2000, "visitors of each kind")
@@ -398,7 +399,7 @@ func (m *memoryRun) cache(ctx context.Context, kinds []*kindMemory) error {
 			if err != nil {
 				return err
 			}
-			km.cache += float64(snap.MemSize())
+			km.cache += float64(edge.CacheCost(snap))
 		}
 	}
 	return nil
@@ -411,7 +412,7 @@ var keyClasses = []string{"primary", "seasonal", "season index", "link", "claim"
 // used_memory growth per visitor and the cache cost per visitor.
 func printMemory(w io.Writer, kinds []*kindMemory, n int) {
 	fmt.Fprintf(w, "\netalage memory per visitor, %s: %d visitors of each kind created through the public API on one Redis\n\n", time.Now().UTC().Format(time.RFC3339), n)
-	fmt.Fprintln(w, "| visitor | keys per visitor | MEMORY USAGE per visitor, bytes | of which | stored values, bytes | used_memory growth per visitor, bytes | cache (Snapshot.MemSize) per visitor, bytes |")
+	fmt.Fprintln(w, "| visitor | keys per visitor | MEMORY USAGE per visitor, bytes | of which | stored values, bytes | used_memory growth per visitor, bytes | cache (edge.CacheCost) per visitor, bytes |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
 	for _, k := range kinds {
 		var keys, value int64
