@@ -14,16 +14,7 @@ import (
 
 // experimentDefs is the demo with an experiment on its hero and a holdout.
 func experimentDefs(holdout string) []byte {
-	doc := string(rules.DemoWithoutExperiments()) + `
-  - {id: hero-bold, slot: home-hero, priority: -100, html: "<h1>Alles voor je volgende stap</h1>"}
-experiments:
-  - id: hero-test
-    slot: home-hero
-    variants:
-      - {id: control, weight: 1}
-      - {id: bold, weight: 1, block: hero-bold}
-    goal: {event: purchase, within: 14d}
-`
+	doc := string(rules.DemoHeroTest())
 	if holdout != "" {
 		doc += "holdout: {percent: " + holdout + ", goal: {event: purchase}}\n"
 	}

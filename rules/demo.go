@@ -35,6 +35,23 @@ func DemoWithoutExperiments() []byte {
 	return append(d[:start+1], d[end:]...)
 }
 
+// DemoHeroTest returns DemoWithoutExperiments() with a 50/50 experiment on
+// the home hero that every visitor may enter: hero-test, variants control
+// (the normal decision) and bold (block hero-bold), goal a purchase within
+// 14 days. Tests and load tests append a holdout when they want one.
+func DemoHeroTest() []byte {
+	return append(DemoWithoutExperiments(), `
+  - {id: hero-bold, slot: home-hero, priority: -100, html: "<h1>Alles voor je volgende stap</h1>"}
+experiments:
+  - id: hero-test
+    slot: home-hero
+    variants:
+      - {id: control, weight: 1}
+      - {id: bold, weight: 1, block: hero-bold}
+    goal: {event: purchase, within: 14d}
+`...)
+}
+
 // DemoWebhooks returns the demo's webhooks section, to append to Demo() on
 // a node that can sign webhooks: cart abandoners (30 minutes) and
 // Sinterklaas gift buyers go to url (in demo mode, the demo receiver on

@@ -19,17 +19,7 @@ import (
 // holdout, written to a file for --definitions.
 func experimentDefs(t *testing.T) string {
 	t.Helper()
-	doc := string(rules.DemoWithoutExperiments()) + `
-  - {id: hero-bold, slot: home-hero, priority: -100, html: "<h1>Alles voor je volgende stap</h1>"}
-experiments:
-  - id: hero-test
-    slot: home-hero
-    variants:
-      - {id: control, weight: 1}
-      - {id: bold, weight: 1, block: hero-bold}
-    goal: {event: purchase, within: 14d}
-holdout: {percent: 10, goal: {event: purchase, within: 14d}}
-`
+	doc := string(rules.DemoHeroTest()) + "holdout: {percent: 10, goal: {event: purchase, within: 14d}}\n"
 	path := filepath.Join(t.TempDir(), "defs.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(doc), 0o600))
 	return path

@@ -11,16 +11,7 @@ import (
 // visitor enters (no segment, all traffic): with -experiment the warm
 // decide measures a visitor already exposed, who reads the stored variant
 // (the first decide of each visitor records the exposure).
-var experimentDoc = string(rules.DemoWithoutExperiments()) + `
-  - {id: hero-bold, slot: home-hero, priority: -100, html: "<h2>Alles voor je volgende stap</h2>"}
-experiments:
-  - id: hero-test
-    slot: home-hero
-    variants:
-      - {id: control, weight: 1}
-      - {id: bold, weight: 1, block: hero-bold}
-    goal: {event: purchase, within: 14d}
-`
+var experimentDoc = string(rules.DemoHeroTest())
 
 // withExperiment writes experimentDoc into work and adds it to a serve
 // command's arguments.
