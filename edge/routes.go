@@ -55,7 +55,8 @@ type routeKey struct{}
 var routeValues = func() map[string]any {
 	m := map[string]any{}
 	for _, r := range []string{rSnippet, rDecide, rEvents, rReset, rPreflight, rDemo, rDemoMe, rDemoToken, rDemoPretend, rHealth, rReady,
-		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rPprof, rWebhooks, rClock, rDemoInbox, rPreview, rOverview, rReport, rNotFound} {
+		rMetrics, rDefinitions, rProfiles, rSegments, rExplain, rExperiments, rHoldout, rReport, rPprof, rWebhooks, rClock, rDemoInbox,
+		rPreview, rOverview, rNotFound} {
 		m[r] = r
 	}
 	return m
