@@ -45,6 +45,7 @@
   // --- sign in and out -------------------------------------------------
   function showSignIn(msg) {
     csrf = null;
+    shownView = '';
     $('nav').hidden = true;
     ['overview', 'blocks', 'edit', 'history', 'visitor'].forEach(function (s) { $(s).hidden = true; });
     $('signin').hidden = false;
@@ -72,6 +73,7 @@
   }
 
   // --- routing ------------------------------------------------------------
+  var shownView = ''; // h1 takes the focus when the view changes, not when its address does
   var views = { overview: loadOverview, blocks: loadBlocks, edit: loadEdit, history: loadHistory, visitor: function () {} };
   function route() {
     if (!csrf) return;
@@ -83,7 +85,8 @@
     });
     flash('');
     views[name]();
-    var h = $(name).querySelector('h1'); if (h) { h.tabIndex = -1; h.focus(); }
+    if (name !== shownView) { var h = $(name).querySelector('h1'); if (h) { h.tabIndex = -1; h.focus(); } }
+    shownView = name;
   }
   window.addEventListener('hashchange', route);
 
@@ -195,7 +198,7 @@
     var q = (location.hash.split('?')[1] || ''), p = {};
     q.split('&').forEach(function (kv) {
       var i = kv.indexOf('=');
-      if (i > 0) p[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1));
+      try { if (i > 0) p[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1)); } catch (e) { /* a mangled address: that parameter is ignored */ }
     });
     return p;
   }
@@ -203,7 +206,7 @@
     var p = blockParams();
     $('bl-from').value = p.from || '';
     $('bl-to').value = p.to || '';
-    if (blockOrder.hasOwnProperty(p.sort)) $('bl-sort').value = p.sort;
+    $('bl-sort').value = blockOrder.hasOwnProperty(p.sort) ? p.sort : 'ctr';
     fetchBlocks(p.from || '', p.to || '');
   }
   // blockRangeError checks the inputs as far as the page can; the server
@@ -224,8 +227,7 @@
     if (to) q.push('to=' + to);
     q.push('sort=' + $('bl-sort').value);
     var hash = '#blocks?' + q.join('&');
-    if (location.hash !== hash) history.pushState(null, '', hash);
-    fetchBlocks(from, to);
+    if (location.hash === hash) fetchBlocks(from, to); else location.hash = hash; // the route loads it
   });
   $('bl-sort').addEventListener('change', function () {
     var p = blockParams(), q = [];

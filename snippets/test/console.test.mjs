@@ -299,6 +299,9 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
   await page.goto(ADMIN + `/admin/#blocks?from=${rep.to}&to=${rep.to}&sort=block`);
   await page.waitForFunction((d) => document.querySelectorAll('#bl-days tbody').length === 1 && document.querySelector('#bl-days tbody').dataset.day === d, rep.to);
   assert.equal(await page.inputValue('#bl-sort'), 'block');
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelectorAll('#bl-days tbody').length === 7);
+  assert.equal(await page.inputValue('#bl-from'), rep.from, 'back: the seven days again');
 
   // Nothing else counted meanwhile: the page and the report describe the same counts.
   assert.deepEqual((await api('GET', '/admin/v1/report')).json, rep);
