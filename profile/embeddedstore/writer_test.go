@@ -105,3 +105,79 @@ func TestConcurrentWritersKeepTheirDeadline(t *testing.T) {
 	t.Logf("%d of %d writes stored", stored, writers)
 	assert.Greater(t, stored, writers/2, "writes waiting together share a commit")
 }
+
+// Link, Unlink, Delete, AddClaimant and DropClaimant (identify, erasure)
+// wait for the writer like a Put: while bbolt's writer lock is held, one
+// whose deadline passes answers soon after it, ErrUnavailable wrapping
+// the deadline, and is never committed later.
+func TestWritesGiveUpWhileTheWriterLockIsHeld(t *testing.T) {
+	s := openTest(t)
+	bg := context.Background()
+	_, err := s.Link(bg, "email:kept", "p0", time.Hour)
+	require.NoError(t, err)
+	require.NoError(t, s.Put(bg, "p1", record("kept")))
+	require.NoError(t, s.AddClaimant(bg, "email:claimed", "p1", time.Hour))
+
+	for _, tc := range []struct {
+		name  string
+		call  func(ctx context.Context) error
+		check func(t *testing.T) // nothing was written
+	}{
+		{"link", func(ctx context.Context) error {
+			_, err := s.Link(ctx, "email:new", "p2", time.Hour)
+			return err
+		}, func(t *testing.T) {
+			_, err := s.Lookup(bg, "email:new")
+			assert.ErrorIs(t, err, profile.ErrNotFound)
+		}},
+		{"unlink", func(ctx context.Context) error { return s.Unlink(ctx, "email:kept", "p0") }, func(t *testing.T) {
+			got, err := s.Lookup(bg, "email:kept")
+			require.NoError(t, err)
+			assert.Equal(t, "p0", got)
+		}},
+		{"delete", func(ctx context.Context) error { return s.Delete(ctx, "p1") }, func(t *testing.T) {
+			recs, err := s.Get(bg, "p1", nil)
+			require.NoError(t, err)
+			assert.Equal(t, "kept", string(recs[0].Data))
+		}},
+		{"add claimant", func(ctx context.Context) error { return s.AddClaimant(ctx, "email:new", "p2", time.Hour) }, func(t *testing.T) {
+			got, err := s.Claimants(bg, "email:new")
+			require.NoError(t, err)
+			assert.Empty(t, got)
+		}},
+		{"drop claimant", func(ctx context.Context) error { return s.DropClaimant(ctx, "email:claimed", "") }, func(t *testing.T) {
+			got, err := s.Claimants(bg, "email:claimed")
+			require.NoError(t, err)
+			assert.Equal(t, []string{"p1"}, got)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			held, release := make(chan struct{}), make(chan struct{})
+			go s.db.Update(func(*bolt.Tx) error {
+				close(held)
+				<-release
+				return nil
+			})
+			<-held
+			ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+			defer cancel()
+			answered := make(chan error, 1)
+			go func() { answered <- tc.call(ctx) }()
+			select {
+			case err := <-answered:
+				close(release)
+				require.Error(t, err)
+				assert.ErrorIs(t, err, profile.ErrUnavailable)
+				assert.ErrorIs(t, err, context.DeadlineExceeded)
+			case <-time.After(5 * time.Second):
+				close(release)
+				<-answered
+				t.Fatal("still waiting for the writer lock 5 s after a 100 ms deadline")
+			}
+			// A later write goes through, after which the abandoned one
+			// can no longer be under way.
+			require.NoError(t, s.Put(bg, "later-"+tc.name, record("x")))
+			tc.check(t)
+		})
+	}
+}
