@@ -30,28 +30,11 @@ func record(data string) []profile.Write {
 // committed later: its caller answers degraded and the snippet retries.
 func TestPutGivesUpWhileTheWriterLockIsHeld(t *testing.T) {
 	s := openTest(t)
-	held, release := make(chan struct{}), make(chan struct{})
-	go s.db.Update(func(*bolt.Tx) error {
-		close(held)
-		<-release
-		return nil
+	err := answerWhileLocked(t, s, 50*time.Millisecond, func(ctx context.Context) error {
+		return s.Put(ctx, "p1", record("late"))
 	})
-	<-held
-
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	answered := make(chan error, 1)
-	go func() { answered <- s.Put(ctx, "p1", record("late")) }()
-	select {
-	case err := <-answered:
-		require.Error(t, err)
-		assert.ErrorIs(t, err, profile.ErrUnavailable)
-	case <-time.After(10 * time.Second):
-		close(release)
-		<-answered
-		t.Fatal("Put waited for the writer lock past its deadline")
-	}
-	close(release)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, profile.ErrUnavailable)
 
 	// A later write goes through, and the abandoned one never landed.
 	require.NoError(t, s.Put(context.Background(), "p2", record("on time")))
@@ -106,6 +89,36 @@ func TestConcurrentWritersKeepTheirDeadline(t *testing.T) {
 	assert.Greater(t, stored, writers/2, "writes waiting together share a commit")
 }
 
+// answerWhileLocked holds bbolt's writer lock while call runs with
+// deadline d and returns its answer; a call still waiting 5 s after its
+// deadline fails the test. The lock is free again when it returns.
+func answerWhileLocked(t *testing.T, s *Store, d time.Duration, call func(ctx context.Context) error) error {
+	t.Helper()
+	held, release := make(chan struct{}), make(chan struct{})
+	go s.db.Update(func(*bolt.Tx) error {
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() { answered <- call(ctx) }()
+	select {
+	case err := <-answered:
+		return err
+	case <-time.After(d + 5*time.Second):
+		free()
+		<-answered
+		t.Fatalf("still waiting for the writer lock 5 s after a %v deadline", d)
+		return nil
+	}
+}
+
 // Link, Unlink, Delete, AddClaimant and DropClaimant (identify, erasure)
 // wait for the writer like a Put: while bbolt's writer lock is held, one
 // whose deadline passes answers soon after it, ErrUnavailable wrapping
@@ -152,28 +165,10 @@ func TestWritesGiveUpWhileTheWriterLockIsHeld(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			held, release := make(chan struct{}), make(chan struct{})
-			go s.db.Update(func(*bolt.Tx) error {
-				close(held)
-				<-release
-				return nil
-			})
-			<-held
-			ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
-			defer cancel()
-			answered := make(chan error, 1)
-			go func() { answered <- tc.call(ctx) }()
-			select {
-			case err := <-answered:
-				close(release)
-				require.Error(t, err)
-				assert.ErrorIs(t, err, profile.ErrUnavailable)
-				assert.ErrorIs(t, err, context.DeadlineExceeded)
-			case <-time.After(5 * time.Second):
-				close(release)
-				<-answered
-				t.Fatal("still waiting for the writer lock 5 s after a 100 ms deadline")
-			}
+			err := answerWhileLocked(t, s, 100*time.Millisecond, tc.call)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, profile.ErrUnavailable)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
 			// A later write goes through, after which the abandoned one
 			// can no longer be under way.
 			require.NoError(t, s.Put(bg, "later-"+tc.name, record("x")))
