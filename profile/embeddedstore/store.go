@@ -165,35 +165,43 @@ func expireLinks(b *bolt.Bucket, links []string, pid string, exp []byte, now tim
 	return nil
 }
 
-// Delete removes every record of pid.
+// Delete removes every record of pid. Like every write below it goes
+// through the writer: within ctx's deadline, an error means not deleted.
 func (s *Store) Delete(ctx context.Context, pid string) error {
 	prefix := recordKey(pid, "")
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
+	return s.update(ctx, "delete profile", func(tx *bolt.Tx, _ time.Time) error {
+		return deletePrefix(tx.Bucket(bucketRecords), prefix)
 	})
-	return wrap("delete profile", err)
+}
+
+// deletePrefix deletes every key of b that starts with prefix.
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Link maps ident to pid unless it is mapped already; an existing link
 // keeps its expiry.
 func (s *Store) Link(ctx context.Context, ident, pid string, ttl time.Duration) (string, error) {
-	now := s.now()
-	got := pid
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	var got string
+	err := s.update(ctx, "link", func(tx *bolt.Tx, now time.Time) error {
 		b := tx.Bucket(bucketLinks)
 		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok {
 			got = string(cur)
 			return nil
 		}
+		got = pid
 		return b.Put([]byte(ident), encode(0, ttl, now, []byte(pid)))
 	})
-	return got, wrap("link", err)
+	if err != nil {
+		return "", err
+	}
+	return got, nil
 }
 
 // Lookup returns the pid ident maps to.
@@ -216,22 +224,19 @@ func (s *Store) Lookup(ctx context.Context, ident string) (string, error) {
 
 // Unlink removes ident's link if it maps to pid.
 func (s *Store) Unlink(ctx context.Context, ident, pid string) error {
-	now := s.now()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(ctx, "unlink", func(tx *bolt.Tx, now time.Time) error {
 		b := tx.Bucket(bucketLinks)
 		if _, cur, ok := decode(b.Get([]byte(ident)), now); ok && string(cur) == pid {
 			return b.Delete([]byte(ident))
 		}
 		return nil
 	})
-	return wrap("unlink", err)
 }
 
 // AddClaimant notes pid under ident; a note's expiry only grows.
 func (s *Store) AddClaimant(ctx context.Context, ident, pid string, ttl time.Duration) error {
-	now := s.now()
 	k := append(append([]byte(ident), 0), pid...)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(ctx, "claim", func(tx *bolt.Tx, now time.Time) error {
 		b := tx.Bucket(bucketClaims)
 		v := encode(0, ttl, now, nil)
 		if old := b.Get(k); len(old) >= 16 && bytes.Compare(old[8:16], v[8:16]) > 0 {
@@ -239,7 +244,6 @@ func (s *Store) AddClaimant(ctx context.Context, ident, pid string, ttl time.Dur
 		}
 		return b.Put(k, v)
 	})
-	return wrap("claim", err)
 }
 
 // Claimants returns the live notes of ident.
@@ -262,20 +266,13 @@ func (s *Store) Claimants(ctx context.Context, ident string) ([]string, error) {
 // DropClaimant deletes pid's note of ident, or every note of ident.
 func (s *Store) DropClaimant(ctx context.Context, ident, pid string) error {
 	prefix := append([]byte(ident), 0)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(ctx, "unclaim", func(tx *bolt.Tx, _ time.Time) error {
 		b := tx.Bucket(bucketClaims)
 		if pid != "" {
 			return b.Delete(append(prefix, pid...))
 		}
-		c := b.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deletePrefix(b, prefix)
 	})
-	return wrap("unclaim", err)
 }
 
 // Scan lists primary profiles in key order; the cursor is the last pid

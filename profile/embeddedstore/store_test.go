@@ -2,7 +2,9 @@ package embeddedstore_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/profile/embeddedstore"
@@ -19,7 +21,26 @@ func open(t *testing.T) profile.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, open)
+	storetest.Run(t, func(t *testing.T) profile.Store {
+		return listedStore{open(t).(*embeddedstore.Store)}
+	})
+}
+
+// listedStore is a store whose keys the conformance suite may list
+// (storetest.KeyLister).
+type listedStore struct{ *embeddedstore.Store }
+
+// ProfileKeys lists pid's records: the embedded store keeps no index
+// beside them (a profile's records are found by their common prefix).
+func (l listedStore) ProfileKeys(ctx context.Context, pid string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	prefix := pid + "\x00"
+	return out, l.Dump(func(e embeddedstore.Entry) error {
+		if e.Bucket == "records" && strings.HasPrefix(string(e.Key), prefix) {
+			out[e.Bucket+"/"+string(e.Key)] = e.Expires
+		}
+		return nil
+	})
 }
 
 func TestSurvivesRestart(t *testing.T) {

@@ -13,8 +13,9 @@ import (
 
 // bbolt runs one write transaction at a time and looks at no context: a
 // Put that waits for the writer lock behind 63 others (each with its own
-// fsync) answers long after its deadline. So profile writes queue here and
-// one goroutine commits them in batches, one transaction and one fsync for
+// fsync) answers long after its deadline. So profile writes (Put, and the
+// Link, Unlink, Delete, AddClaimant and DropClaimant of identify and
+// erasure) queue here and one goroutine commits them in batches, one transaction and one fsync for
 // every write waiting, and a write whose deadline has passed, or would pass
 // before the commit is expected to end, is refused with ErrUnavailable and
 // never committed: a caller told "not stored" can retry without counting
@@ -24,11 +25,15 @@ const (
 	maxBatch = 256  // writes in one transaction
 )
 
-// putReq is one Put waiting for the writer.
+// putReq is one write waiting for the writer: a Put's writes, or fn.
 type putReq struct {
 	ctx    context.Context
+	op     string // what the errors name: "put profile", "link", …
 	pid    string
 	writes []profile.Write
+	// fn, when set, is the write instead of pid's writes: it runs in the
+	// batch's transaction and any error it returns fails the batch.
+	fn func(tx *bolt.Tx, now time.Time) error
 	// state: reqQueued until the writer claims it for a commit
 	// (reqClaimed) or the caller or the writer gives it up (reqAbandoned).
 	// Only a claimed write is ever committed, and a claimed write's caller
@@ -53,20 +58,32 @@ var (
 // returns within ctx's deadline (give or take one commit under way): a
 // write that cannot be committed by then is ErrUnavailable and not stored.
 func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
+	return s.write(ctx, &putReq{ctx: ctx, op: "put profile", pid: pid, writes: writes})
+}
+
+// update runs fn in a transaction of the writer, within ctx's deadline as
+// a Put: an error means nothing of fn was committed, nil that it was.
+func (s *Store) update(ctx context.Context, op string, fn func(tx *bolt.Tx, now time.Time) error) error {
+	return s.write(ctx, &putReq{ctx: ctx, op: op, fn: fn})
+}
+
+// write queues r for the writer and waits for its commit, or for ctx to
+// end while r is still waiting.
+func (s *Store) write(ctx context.Context, r *putReq) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %w", r.op, profile.ErrUnavailable, err)
 	}
-	r := &putReq{ctx: ctx, pid: pid, writes: writes, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 	s.closing.RLock()
 	if s.closed {
 		s.closing.RUnlock()
-		return fmt.Errorf("put profile: %w: store closed", profile.ErrUnavailable)
+		return fmt.Errorf("%s: %w: store closed", r.op, profile.ErrUnavailable)
 	}
 	select {
 	case s.queue <- r:
 	default:
 		s.closing.RUnlock()
-		return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, errQueueFull)
+		return fmt.Errorf("%s: %w: %w", r.op, profile.ErrUnavailable, errQueueFull)
 	}
 	s.closing.RUnlock()
 	select {
@@ -74,7 +91,7 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		return err
 	case <-ctx.Done():
 		if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
-			return fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%s: %w: %w", r.op, profile.ErrUnavailable, ctx.Err())
 		}
 		// Claimed: the commit is under way and its outcome stands.
 		return <-r.done
@@ -92,7 +109,7 @@ func (s *Store) writer() {
 			for {
 				select {
 				case r := <-s.queue:
-					r.done <- fmt.Errorf("put profile: %w: store closed", profile.ErrUnavailable)
+					r.done <- fmt.Errorf("%s: %w: store closed", r.op, profile.ErrUnavailable)
 				default:
 					return
 				}
@@ -116,7 +133,7 @@ func (s *Store) writer() {
 
 // commit commits the writes of batch in one transaction. Writes are
 // claimed only once the transaction has begun (bbolt's writer lock may be
-// held by a Link, a Delete or the sweeper meanwhile), and only those that
+// held by the sweeper or a definitions write meanwhile), and only those that
 // can still be committed before their deadline. A write whose versions do
 // not hold fails alone with ErrConflict; a failing transaction fails every
 // claimed write.
@@ -129,7 +146,7 @@ func (s *Store) commit(batch []*putReq) {
 		for _, r := range batch {
 			if dl, ok := r.ctx.Deadline(); ok && time.Until(dl) < expect {
 				if r.state.CompareAndSwap(reqQueued, reqAbandoned) {
-					r.done <- fmt.Errorf("put profile: %w: %w", profile.ErrUnavailable, context.DeadlineExceeded)
+					r.done <- fmt.Errorf("%s: %w: %w", r.op, profile.ErrUnavailable, context.DeadlineExceeded)
 				}
 				continue
 			}
@@ -144,6 +161,12 @@ func (s *Store) commit(batch []*putReq) {
 		results = make([]error, len(claimed))
 		now := s.now()
 		for i, r := range claimed {
+			if r.fn != nil {
+				if err := r.fn(tx, now); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := put(tx, r.pid, r.writes, now); err != nil {
 				if !errors.Is(err, profile.ErrConflict) {
 					return err
@@ -169,7 +192,7 @@ func (s *Store) commit(batch []*putReq) {
 		if err != nil {
 			e = err
 		}
-		r.done <- wrap("put profile", e)
+		r.done <- wrap(r.op, e)
 	}
 }
 

@@ -229,7 +229,8 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 // still map to the profile, then the t tally keys (in the profile's own
 // hash slot). After the records' arguments: t, then 2 per tally (field,
 // increment). Expiries are absolute so that a link and its record end in
-// the same millisecond.
+// the same millisecond. A Put with seasonal writes gives the season set
+// the latest expiry of the records it still names.
 var putScript = redis.NewScript(`
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
@@ -242,9 +243,11 @@ for i = 1, n do
 end
 local set = KEYS[n + 1]
 local primaryAt = nil
+local seasonal = false
 for i = 1, n do
   local b = 4 + (i - 1) * 5
   local season = ARGV[b + 4]
+  if season ~= '' then seasonal = true end
   if ARGV[b + 2] == '-1' then
     redis.call('DEL', KEYS[i])
     if season ~= '' then redis.call('SREM', set, season) end
@@ -255,17 +258,30 @@ for i = 1, n do
     else
       redis.call('SET', KEYS[i], ARGV[b + 1] .. ARGV[b + 3])
     end
-    if season == '' then primaryAt = at end
-    if season ~= '' then
-      local existed = redis.call('EXISTS', set)
-      redis.call('SADD', set, season)
-      local ttl = redis.call('PTTL', set)
-      if at <= 0 then
-        redis.call('PERSIST', set)
-      elseif existed == 0 or (ttl > 0 and redis.call('TIME')[1] * 1000 + ttl < at) then
-        redis.call('PEXPIREAT', set, at)
-      end
+    if season == '' then primaryAt = at else redis.call('SADD', set, season) end
+  end
+end
+if seasonal then
+  -- The set lives exactly as long as the latest seasonal record it
+  -- names, earlier as well as later: members whose record is gone are
+  -- dropped, one record without expiry keeps the set without. The
+  -- records share the set's hash slot ({pid}).
+  local base = string.sub(set, 1, -9) .. ':s:'
+  local latest, forever = 0, false
+  for _, season in ipairs(redis.call('SMEMBERS', set)) do
+    local at = redis.call('PEXPIRETIME', base .. season)
+    if at == -2 then
+      redis.call('SREM', set, season)
+    elseif at == -1 then
+      forever = true
+    elseif at > latest then
+      latest = at
     end
+  end
+  if forever then
+    redis.call('PERSIST', set)
+  elseif latest > 0 then
+    redis.call('PEXPIREAT', set, latest)
   end
 end
 if primaryAt then

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,8 +34,51 @@ func TestConformanceSingle(t *testing.T) {
 		c := redis.NewClient(opts)
 		require.NoError(t, c.FlushDB(context.Background()).Err())
 		c.Close()
-		return openURL(t, url)
+		return listed(t, openURL(t, url).(*redisstore.Store), redis.NewClient(opts), "etl")
 	})
+}
+
+// listedStore is a store whose keys the conformance suite may list
+// (storetest.KeyLister), read with a client of its own.
+type listedStore struct {
+	*redisstore.Store
+	raw    redis.UniversalClient
+	prefix string
+}
+
+func listed(t *testing.T, st *redisstore.Store, raw redis.UniversalClient, prefix string) *listedStore {
+	t.Cleanup(func() { raw.Close() })
+	return &listedStore{Store: st, raw: raw, prefix: prefix}
+}
+
+// ProfileKeys scans every master for the keys of pid's hash tag.
+func (l *listedStore) ProfileKeys(ctx context.Context, pid string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	each := func(c *redis.Client) error {
+		iter := c.Scan(ctx, 0, l.prefix+":{"+pid+"}*", 1000).Iterator()
+		for iter.Next(ctx) {
+			at, err := c.Do(ctx, "PEXPIRETIME", iter.Val()).Int64()
+			switch {
+			case err != nil:
+				return err
+			case at == -2: // expired meanwhile
+			case at == -1:
+				out[iter.Val()] = time.Time{}
+			default:
+				out[iter.Val()] = time.UnixMilli(at)
+			}
+		}
+		return iter.Err()
+	}
+	if cc, ok := l.raw.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		return out, cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu.Lock() // one scan at a time: they fill one map
+			defer mu.Unlock()
+			return each(c)
+		})
+	}
+	return out, each(l.raw.(*redis.Client))
 }
 
 func TestConformanceCluster(t *testing.T) {
@@ -51,7 +95,7 @@ func TestConformanceCluster(t *testing.T) {
 		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(addrs, ","), redisstore.Options{Prefix: "t" + itoa(n)})
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
-		return st
+		return listed(t, st, redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs}), "t"+itoa(n))
 	})
 }
 

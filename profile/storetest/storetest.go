@@ -560,4 +560,5 @@ func Run(t *testing.T, open func(t *testing.T) profile.Store) {
 
 	runTrigger(t, open)
 	runReport(t, open)
+	runKeys(t, open)
 }
