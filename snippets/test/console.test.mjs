@@ -222,23 +222,32 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
   assert.equal(put.status, 200, JSON.stringify(put.json));
 
   // Two shoppers: one sees the homepage three times and clicks the hero's link, one sees it once.
-  const a = await browser.newContext({ userAgent: UA });
-  const ap = await a.newPage();
+  // On a loaded machine a decide can outlast the snippet's 400 ms, after which the hero keeps its
+  // default and has no link to click: the pages get a generous data-timeout, as in browser.test.mjs.
+  const shopper = async () => {
+    const context = await browser.newContext({ userAgent: UA });
+    await context.route('**/demo/**', async (route) => {
+      if (route.request().resourceType() !== 'document') return route.continue();
+      const r = await route.fetch();
+      await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-timeout="10000">') });
+    });
+    return [context, await context.newPage()];
+  };
+  const [a, ap] = await shopper();
   for (let i = 0; i < 3; i++) { await ap.goto(BASE + '/demo/'); await ap.evaluate(() => window.etalage.ready); }
   assert.equal(await ap.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'report-hero', 'the demo serves the new hero');
   const clicked = ap.waitForResponse((r) => r.url().endsWith('/v1/events') && r.request().postData().includes('block:report-hero'), { timeout: 10000 });
   await ap.click('#report-link');
   assert.equal((await clicked).status(), 202);
   await a.close();
-  const b = await browser.newContext({ userAgent: UA });
-  const bp = await b.newPage();
+  const [b, bp] = await shopper();
   await bp.goto(BASE + '/demo/');
   await bp.evaluate(() => window.etalage.ready);
   await b.close();
 
   // The counts reach the store with the next flush (every 2 s).
   let rep;
-  for (let i = 0; i < 50; i++) {
+  for (const until = Date.now() + 30000; Date.now() < until;) {
     rep = (await api('GET', '/admin/v1/report')).json;
     const h = reportLines(rep, 'report-hero'), bn = reportLines(rep, 'report-banner');
     if (h.length && h[0].clicks === 1 && h[0].served === 4 && bn.length && bn[0].served === 4) break;
@@ -344,6 +353,14 @@ test('console: Blocks checks the range in the page and shows the server\'s error
   await page.waitForSelector('#bl-blocks, #bl-empty');
   assert.equal(await page.textContent('#bl-error'), '');
   assert.equal(await page.$$eval('#bl-days tbody', (l) => l.length), 5);
+
+  // A range from an address, which the page does not check: the server's error.
+  const refused = await api('GET', '/admin/v1/report?from=2026-02-30');
+  assert.equal(refused.status, 400);
+  await page.goto(ADMIN + '/admin/#blocks?from=2026-02-30');
+  await page.waitForFunction(() => document.getElementById('bl-error').textContent.includes('is not a date'));
+  assert.equal(await page.textContent('#bl-error'), refused.json.error.message);
+  assert.equal(await page.$('#bl-blocks'), null);
   assert.deepEqual(errors, []);
   await context.close();
 });
