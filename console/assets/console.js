@@ -295,7 +295,7 @@
   }
   var blockHead = function (first) {
     return el('thead', {}, el('tr', {}, el('th', { text: first }), el('th', { text: 'Slot' }), el('th', { class: 'num', text: 'Served' }), el('th', { class: 'num', text: 'Visitors' }),
-      el('th', { class: 'num', text: 'Clicks' }), el('th', { class: 'num', text: 'Click-through rate' })));
+      el('th', { class: 'num', text: 'Clicks' }), el('th', { class: 'num', title: 'Click-through rate: clicks per block served', text: 'CTR' })));
   };
   function renderBlocks(r) {
     var box = clear($('bl-result')), order = blockOrder[$('bl-sort').value] || blockOrder.ctr;
@@ -309,7 +309,7 @@
       });
     });
     box.appendChild(el('h2', { text: 'Per block, ' + r.from + (r.to !== r.from ? ' to ' + r.to : '') }));
-    box.appendChild(el('p', { class: 'muted', text: 'Days in ' + r.timezone + '. Click-through rate is clicks per block served.' }));
+    box.appendChild(el('p', { class: 'muted', text: 'Days in ' + r.timezone + '. CTR (click-through rate) is clicks per block served.' }));
     if (!all.length) { box.appendChild(el('p', { id: 'bl-empty', text: 'No block was served or clicked in this range.' })); return; }
     var totals = Object.keys(byBlock).map(function (id) { var s = sumLines(byBlock[id].lines); s.id = id; s.slot = byBlock[id].slot; return s; }).sort(order);
     var maxCTR = Math.max.apply(null, totals.map(function (s) { return s.ctr || 0; }));

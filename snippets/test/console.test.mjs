@@ -320,7 +320,7 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
 });
 
 test('console: Blocks checks the range in the page and shows the server\'s error when it refuses one', async () => {
-  const { context, page, errors } = await signedIn();
+  const { context, page, errors } = await signedIn({ width: 390, height: 844 }); // a phone
   await page.click('a[href="#blocks"]');
   await page.waitForSelector('#bl-blocks, #bl-empty');
   const asked = [];
@@ -353,6 +353,9 @@ test('console: Blocks checks the range in the page and shows the server\'s error
   await page.waitForSelector('#bl-blocks, #bl-empty');
   assert.equal(await page.textContent('#bl-error'), '');
   assert.equal(await page.$$eval('#bl-days tbody', (l) => l.length), 5);
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no sideways scrolling on a phone');
+  assert.ok(await page.$eval('#bl-blocks th:last-child', (th) => th.getBoundingClientRect().right <= window.innerWidth), 'the CTR column in view on a phone');
+  await shot(page, 'console-9-blocks-phone');
 
   // A range from an address, which the page does not check: the server's error.
   const refused = await api('GET', '/admin/v1/report?from=2026-02-30');
