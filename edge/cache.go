@@ -164,7 +164,14 @@ func (pc *profileCache) set(pid string, snap *profile.Snapshot, pol *profile.Pol
 	if pc == nil {
 		return
 	}
-	p := snap.Pack()
+	pc.setPacked(pid, snap.Pack(), pol)
+}
+
+// setPacked caches a snapshot already packed for pid under pol.
+func (pc *profileCache) setPacked(pid string, p profile.Packed, pol *profile.Policy) {
+	if pc == nil {
+		return
+	}
 	pc.c.SetWithTTL(pid, cacheEntry{packed: p, policy: pol}, cost(p), pc.ttl)
 }
 

@@ -561,13 +561,13 @@ func (s *Server) load(ctx context.Context, pid string, d *defs, sc *profile.Scra
 		return nil, errBreakerOpen
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreDeadline)
-	snap, err := s.profiles.Load(sctx, pid, d.policy)
+	snap, packed, err := s.profiles.LoadPacked(sctx, pid, d.policy, sc)
 	cancel()
 	s.breaker.done(err == nil)
 	if err != nil {
 		return nil, err
 	}
-	s.cache.set(snap.Primary.ID, snap, d.policy)
+	s.cache.setPacked(snap.Primary.ID, packed, d.policy)
 	return snap, nil
 }
 

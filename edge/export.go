@@ -110,9 +110,15 @@ func (s *Server) serveExport(ctx *fasthttp.RequestCtx, id string, d *defs) {
 	}
 	ctx.Response.Header.Set("Content-Disposition", `attachment; filename="`+id+`.`+format+`"`)
 	now := s.cfg.Now()
+	// The listener's write timeout would bound the whole stream, cutting
+	// a large segment's export after a minute; the export sets its own
+	// deadline instead, renewed for every profile it reads, so that only
+	// a client that stops reading (or a stalled store) ends it.
+	progress := func() { ctx.SetWriteDeadline(time.Now().Add(s.adminWriteTimeout())) }
+	progress()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		s.metrics.exports.Inc()
-		ex := exporter{s: s, d: d, id: id, fields: fields, consent: consent, now: now, w: w, format: format}
+		ex := exporter{s: s, d: d, id: id, fields: fields, consent: consent, now: now, w: w, format: format, progress: progress}
 		if format == "csv" {
 			ex.csv = csv.NewWriter(w)
 			ex.csv.Write(append(append([]string{"email", "customer_id"}, fields...), "cursor"))
@@ -156,6 +162,8 @@ type exporter struct {
 	csv     *csv.Writer
 	rec     []string
 	n       int
+	// progress renews the connection's write deadline.
+	progress func()
 }
 
 // page writes the members among one page of profile ids; rows up to and
@@ -167,6 +175,7 @@ func (ex *exporter) page(ctx context.Context, page string, pids []string, after 
 		}
 	}
 	for _, pid := range pids {
+		ex.progress()
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		snap, err := ex.s.profiles.Load(lctx, pid, ex.d.policy)
 		cancel()

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -56,6 +57,9 @@ type Config struct {
 	// AdminWrap, when set, wraps the admin listener's handler: cmd puts
 	// the console in front of the admin API this way.
 	AdminWrap func(fasthttp.RequestHandler) fasthttp.RequestHandler
+	// adminWriteTimeout bounds the writing of an admin answer (default 60
+	// s); a streamed export has it per stretch without progress instead.
+	adminWriteTimeout time.Duration
 
 	Definitions     []byte // applied at start when set and new to the store; else the stored document, else the demo
 	DefinitionsName string // the file Definitions came from, for logs and the revision note
@@ -209,12 +213,16 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		Name:                  "etalage-admin",
 		MaxRequestBodySize:    2 * rulesMaxDoc,
 		ReadTimeout:           30 * time.Second,
-		WriteTimeout:          60 * time.Second,
+		WriteTimeout:          s.adminWriteTimeout(),
 		NoDefaultContentType:  true,
 		SecureErrorLogMessage: true,
 		Logger:                slogPrinter{s.log},
 	}
 	return s, nil
+}
+
+func (s *Server) adminWriteTimeout() time.Duration {
+	return cmp.Or(s.cfg.adminWriteTimeout, 60*time.Second)
 }
 
 // rulesMaxDoc bounds a definitions document on the admin listener.

@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,9 +51,50 @@ func BenchmarkClassifyCached(b *testing.B) {
 	defer a.close()
 	ua := []byte("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	a.classify(ua)
-	a.cache.Wait()
 	b.ReportAllocs()
 	for b.Loop() {
 		a.classify(ua)
+	}
+}
+
+// TestClassifyCachedAgreesUnderChurn: many more distinct values than the
+// table has slots, asked from several goroutines at once, each classified
+// as classifyAgent would; a value too long to keep is still classified.
+func TestClassifyCachedAgreesUnderChurn(t *testing.T) {
+	a := newAgentTable(16)
+	bases := []string{
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1 v",
+		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html) v",
+		"Mozilla/5.0 (Linux; Android 13; SM-X710) AppleWebKit/537.36 Chrome/131.0.0.0 Safari/537.36 v",
+	}
+	var uas []string
+	for i := range 3 * len(a.slots) {
+		uas = append(uas, bases[i%len(bases)]+strconv.Itoa(i))
+	}
+	uas = append(uas, strings.Repeat("x", maxCachedAgent)+" Googlebot/2.1")
+	want := make([]agent, len(uas))
+	for i, ua := range uas {
+		want[i] = *classifyAgent(ua)
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for round := range 2 {
+				for i := w; i < len(uas); i += 2 {
+					if got := a.classify([]byte(uas[i])); *got != want[i] {
+						t.Errorf("round %d: %q classified %+v, want %+v", round, uas[i], *got, want[i])
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	long := uas[len(uas)-1]
+	assert.True(t, a.classify([]byte(long)).bot)
+	for i := range a.slots {
+		if e := a.slots[i].Load(); e != nil {
+			assert.LessOrEqual(t, len(e.ua), maxCachedAgent)
+		}
 	}
 }

@@ -3,17 +3,24 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/etalage/etalage/profile"
 	"github.com/etalage/etalage/profile/embeddedstore"
 	"github.com/etalage/etalage/trigger"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/valyala/fasthttp/fasthttputil"
 )
 
 const hookDefs = `segments:
@@ -194,4 +201,67 @@ func TestDemoReceiver(t *testing.T) {
 	// Without a key the demo runs without its webhook.
 	h = newHarness(t, nil)
 	assert.Equal(t, 404, h.adminCall(t, "GET", "/admin/v1/webhooks/mailer", "").status)
+}
+
+// slowGets is a store whose reads take d each: an export that takes longer
+// than the admin listener's write timeout without ever stalling.
+type slowGets struct {
+	profile.Store
+	d time.Duration
+}
+
+func (s slowGets) Get(ctx context.Context, pid string, seasons []string) ([]profile.Record, error) {
+	time.Sleep(s.d)
+	return s.Store.Get(ctx, pid, seasons)
+}
+
+// TestExportOutlastsTheWriteTimeout: an export that takes several times
+// the admin listener's write timeout, over a real TCP connection (where a
+// deadline holds for every write), streams every contact: the timeout
+// bounds a stretch without progress, not the whole stream. (It cut the
+// stream when it bounded the whole answer: a 100,000-contact export on a
+// busy machine stopped after a minute.)
+func TestExportOutlastsTheWriteTimeout(t *testing.T) {
+	st, err := embeddedstore.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	const contacts, timeout = 60, 500 * time.Millisecond
+	fast := newHarnessWithStore(t, sharedStore{st}, nil)
+	require.Equal(t, 200, fast.adminCall(t, "PUT", "/admin/v1/definitions", "segments:\n  - {id: carts, rule: {field: cart.items, gte: 1}}\n").status)
+	for i := range contacts {
+		contactCart(t, fast, "c"+strconv.Itoa(i)+"@example.nl", "")
+	}
+
+	// A node on the same store whose reads take 25 ms: 60 of them take 1.5 s, three times the timeout.
+	srv, err := New(context.Background(), slowGets{sharedStore{st}, 25 * time.Millisecond}, Config{
+		Secrets: [][]byte{[]byte("test-secret-0123456789")}, AdminToken: testAdminToken, APIKey: testAPIKey,
+		Now: func() time.Time { return testNow }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		StoreDeadline: 5 * time.Second, adminWriteTimeout: timeout,
+	})
+	require.NoError(t, err)
+	adm, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(fasthttputil.NewInmemoryListener(), adm) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		require.NoError(t, srv.Shutdown(ctx))
+		<-done
+	})
+	req, err := http.NewRequest("GET", "http://"+adm.Addr().String()+"/admin/v1/segments/carts/members?format=ndjson", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	body, err := io.ReadAll(resp.Body)
+	took := time.Since(start)
+	require.NoError(t, err, "the stream was cut after %v", took)
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	assert.Len(t, lines, contacts, "every contact, in %v", took)
+	assert.NotContains(t, string(body), `"error"`)
+	assert.Greater(t, took, timeout, "the export took longer than the write timeout")
 }

@@ -29,35 +29,41 @@ const packedEntry = 12
 // gives a snapshot equal to s (its decoded profiles made anew from the
 // records).
 func (s *Snapshot) Pack() Packed {
-	recs := len(s.Records)
-	if s.watched {
-		recs++
+	return pack(s.Records, s.Trigger, s.watched)
+}
+
+// pack lays out recs (primary and seasons) and, when watched, the trigger
+// record as a Packed: one allocation, the data copied.
+func pack(recs []Record, trig Record, watched bool) Packed {
+	count := len(recs)
+	if watched {
+		count++
 	}
-	n := 2 + recs*packedEntry
-	for _, r := range s.Records {
+	n := 2 + count*packedEntry
+	for _, r := range recs {
 		n += len(r.Data)
 	}
-	n += len(s.Trigger.Data)
+	n += len(trig.Data)
 	b := make([]byte, 2, n)
-	b[0] = byte(recs)
-	if s.watched {
+	b[0] = byte(count)
+	if watched {
 		b[1] |= packedWatched
 	}
 	put := func(r Record) {
 		b = binary.LittleEndian.AppendUint64(b, r.Version)
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(r.Data)))
 	}
-	for _, r := range s.Records {
+	for _, r := range recs {
 		put(r)
 	}
-	if s.watched {
-		put(s.Trigger)
+	if watched {
+		put(trig)
 	}
-	for _, r := range s.Records {
+	for _, r := range recs {
 		b = append(b, r.Data...)
 	}
-	if s.watched {
-		b = append(b, s.Trigger.Data...)
+	if watched {
+		b = append(b, trig.Data...)
 	}
 	return Packed{s: unsafe.String(unsafe.SliceData(b), len(b))}
 }
@@ -77,6 +83,15 @@ func (p Packed) fits(pol *Policy) bool {
 		recs++
 	}
 	return len(p.s) >= 2+recs*packedEntry && int(p.s[0]) == recs && (p.s[1]&packedWatched != 0) == watched
+}
+
+// forward returns the profile a merged profile's primary record forwards
+// to, as decodeSnapshot reads it.
+func (p Packed) forward() (string, bool) {
+	var primary [1]Record
+	p.records(primary[:], false)
+	target, _, ok := decodeForward(primary[0].Data)
+	return target, ok && primary[0].Version != 0
 }
 
 // records fills recs (primary and seasons) and returns the trigger record.

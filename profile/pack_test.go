@@ -127,6 +127,14 @@ func TestUnpackedSnapshotDecidesAsLoaded(t *testing.T) {
 		loaded, err := svc.Load(t.Context(), pid, pol)
 		require.NoError(t, err)
 		packed := loaded.Pack()
+		var direct profile.Scratch
+		viaPacked, directPacked, err := svc.LoadPacked(t.Context(), pid, pol, &direct)
+		require.NoError(t, err)
+		require.Equal(t, packed, directPacked, "LoadPacked packs what Load read, %d", i)
+		assert.Equal(t, encoded(loaded.Primary), encoded(viaPacked.Primary), "LoadPacked's primary of %d", i)
+		for j := range loaded.Seasonal {
+			assert.Equal(t, encoded(loaded.Seasonal[j]), encoded(viaPacked.Seasonal[j]), "LoadPacked's season %d of %d", j, i)
+		}
 		for _, into := range []*profile.Scratch{nil, &sc} {
 			got := svc.Unpack(pid, packed, pol, into)
 			require.NotNil(t, got)

@@ -158,6 +158,41 @@ func (s *Service) Load(ctx context.Context, pid string, pol *Policy) (*Snapshot,
 	return s.read(ctx, snap.forward, pol)
 }
 
+// LoadPacked is Load for a caller that caches: it returns pid's snapshot
+// (following a forward, as Load does) unpacked into sc, and its packed
+// form to cache. The records are packed as they come from the store and
+// decoded once, into sc: no profile is decoded into new memory.
+func (s *Service) LoadPacked(ctx context.Context, pid string, pol *Policy, sc *Scratch) (*Snapshot, Packed, error) {
+	p, err := s.readPacked(ctx, pid, pol)
+	if err != nil {
+		return nil, Packed{}, err
+	}
+	if target, ok := p.forward(); ok {
+		pid = target
+		if p, err = s.readPacked(ctx, target, pol); err != nil {
+			return nil, Packed{}, err
+		}
+	}
+	return s.Unpack(pid, p, pol, sc), p, nil
+}
+
+// readPacked is the store read of read, packed.
+func (s *Service) readPacked(ctx context.Context, pid string, pol *Policy) (Packed, error) {
+	get := seasonIDs(pol)
+	if pol.Watcher != nil {
+		get = append(get, TriggerRecord)
+	}
+	recs, err := s.store.Get(ctx, pid, get)
+	if err != nil {
+		return Packed{}, fmt.Errorf("load profile: %w", err)
+	}
+	var trig Record
+	if pol.Watcher != nil {
+		trig, recs = recs[len(recs)-1], recs[:len(recs)-1]
+	}
+	return pack(recs, trig, pol.Watcher != nil), nil
+}
+
 // read is Load without following a forward.
 func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
 	ids := seasonIDs(pol)

@@ -198,6 +198,12 @@ func TestIdentifyAndMerge(t *testing.T) {
 		fwd, err := svc.Load(ctx, phone, pol)
 		require.NoError(t, err)
 		assert.Equal(t, laptop, fwd.Primary.ID, "the phone's old id forwards to the survivor")
+		var sc profile.Scratch
+		fwdPacked, packed, err := svc.LoadPacked(ctx, phone, pol, &sc)
+		require.NoError(t, err)
+		assert.Equal(t, laptop, fwdPacked.Primary.ID, "LoadPacked follows the forward as Load does")
+		assert.Equal(t, string(profile.Encode(nil, fwd.Primary)), string(profile.Encode(nil, fwdPacked.Primary)))
+		assert.Equal(t, fwd.Pack(), packed, "the survivor's records are what is packed")
 
 		resolved, err := svc.Resolve(ctx, "email: SAM@example.nl ")
 		require.NoError(t, err)

@@ -45,8 +45,9 @@
   // --- sign in and out -------------------------------------------------
   function showSignIn(msg) {
     csrf = null;
+    shownView = '';
     $('nav').hidden = true;
-    ['overview', 'edit', 'history', 'visitor'].forEach(function (s) { $(s).hidden = true; });
+    ['overview', 'blocks', 'edit', 'history', 'visitor'].forEach(function (s) { $(s).hidden = true; });
     $('signin').hidden = false;
     $('signin-error').textContent = msg || '';
     $('token').focus();
@@ -72,7 +73,8 @@
   }
 
   // --- routing ------------------------------------------------------------
-  var views = { overview: loadOverview, edit: loadEdit, history: loadHistory, visitor: function () {} };
+  var shownView = ''; // h1 takes the focus when the view changes, not when its address does
+  var views = { overview: loadOverview, blocks: loadBlocks, edit: loadEdit, history: loadHistory, visitor: function () {} };
   function route() {
     if (!csrf) return;
     var name = (location.hash || '#overview').slice(1).split('?')[0];
@@ -83,7 +85,8 @@
     });
     flash('');
     views[name]();
-    var h = $(name).querySelector('h1'); if (h) { h.tabIndex = -1; h.focus(); }
+    if (name !== shownView) { var h = $(name).querySelector('h1'); if (h) { h.tabIndex = -1; h.focus(); } }
+    shownView = name;
   }
   window.addEventListener('hashchange', route);
 
@@ -182,6 +185,152 @@
     t.appendChild(b);
     var srm = r.srm_p != null && r.srm_p < 0.001 ? el('p', { class: 'error', text: 'Sample ratio mismatch (p = ' + r.srm_p.toPrecision(2) + '): the split is not what the weights say; do not trust this result.' }) : null;
     return el('div', { class: 'card' }, el('strong', { text: title }), el('div', { class: 'scroll' }, t), srm);
+  }
+
+  // --- blocks -------------------------------------------------------------
+  // The block report (GET /admin/v1/report) per block over the range and
+  // per day. The range is the shop's: empty inputs let the server choose
+  // its last seven days, and the inputs then show the days it answered.
+  // Visitors are a sketch per block and day: they cannot be added up over
+  // days or blocks, so a total shows the range the true number lies in.
+  var blockState = { seq: 0, report: null };
+  function blockParams() {
+    var q = (location.hash.split('?')[1] || ''), p = {};
+    q.split('&').forEach(function (kv) {
+      var i = kv.indexOf('=');
+      try { if (i > 0) p[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1)); } catch (e) { /* a mangled address: that parameter is ignored */ }
+    });
+    return p;
+  }
+  function loadBlocks() {
+    var p = blockParams();
+    $('bl-from').value = p.from || '';
+    $('bl-to').value = p.to || '';
+    $('bl-sort').value = blockOrder.hasOwnProperty(p.sort) ? p.sort : 'ctr';
+    fetchBlocks(p.from || '', p.to || '');
+  }
+  // blockRangeError checks the inputs as far as the page can; the server
+  // has the last word (e.g. on the longest range) and its error is shown.
+  function blockRangeError() {
+    var f = $('bl-from'), t = $('bl-to');
+    if (f.validity.badInput) return 'From is not a complete date.';
+    if (t.validity.badInput) return 'To is not a complete date.';
+    if (f.value && t.value && t.value < f.value) return 'To (' + t.value + ') is before From (' + f.value + ').';
+    return '';
+  }
+  $('bl-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var bad = blockRangeError();
+    if (bad) { blockState.seq++; $('bl-error').textContent = bad; clear($('bl-result')); return; }
+    var from = $('bl-from').value, to = $('bl-to').value, q = [];
+    if (from) q.push('from=' + from);
+    if (to) q.push('to=' + to);
+    q.push('sort=' + $('bl-sort').value);
+    var hash = '#blocks?' + q.join('&');
+    if (location.hash === hash) fetchBlocks(from, to); else location.hash = hash; // the route loads it
+  });
+  $('bl-sort').addEventListener('change', function () {
+    var p = blockParams(), q = [];
+    if (p.from) q.push('from=' + encodeURIComponent(p.from));
+    if (p.to) q.push('to=' + encodeURIComponent(p.to));
+    q.push('sort=' + $('bl-sort').value);
+    history.replaceState(null, '', '#blocks?' + q.join('&'));
+    if (blockState.report) renderBlocks(blockState.report);
+  });
+  function fetchBlocks(from, to) {
+    var seq = ++blockState.seq, q = [];
+    if (from) q.push('from=' + encodeURIComponent(from));
+    if (to) q.push('to=' + encodeURIComponent(to));
+    $('bl-error').textContent = '';
+    var box = clear($('bl-result'));
+    box.appendChild(el('p', { text: 'Loading…' }));
+    api('GET', '/admin/v1/report' + (q.length ? '?' + q.join('&') : '')).then(function (res) {
+      if (seq !== blockState.seq) return; // a later request or a refused range took over
+      clear(box);
+      blockState.report = null;
+      if (!res.ok) { $('bl-error').textContent = errText(res); return; }
+      blockState.report = res.json;
+      $('bl-from').value = res.json.from;
+      $('bl-to').value = res.json.to;
+      renderBlocks(res.json);
+    });
+  }
+  // sumLines adds up report lines: served and clicks exactly, visitors as
+  // [at least, at most] (equal when only one line has visitors).
+  function sumLines(lines) {
+    var s = { served: 0, clicks: 0, vmin: 0, vmax: 0 };
+    lines.forEach(function (l) { s.served += l.served; s.clicks += l.clicks; s.vmin = Math.max(s.vmin, l.visitors); s.vmax += l.visitors; });
+    s.ctr = s.served > 0 ? s.clicks / s.served : null;
+    return s;
+  }
+  function pct2(x) { return x == null ? '—' : (x * 100).toFixed(2) + '%'; }
+  function visitorsCell(s) {
+    if (s.vmin === s.vmax) return el('td', { class: 'num visitors', text: fmtNum(s.vmax) });
+    return el('td', { class: 'num visitors', title: 'Between ' + fmtNum(s.vmin) + ' and ' + fmtNum(s.vmax) + ': a visitor counted on several days or blocks may be the same person.', text: fmtNum(s.vmin) + '–' + fmtNum(s.vmax) });
+  }
+  var blockOrder = {
+    ctr: function (a, b) { return (b.ctr == null ? -1 : b.ctr) - (a.ctr == null ? -1 : a.ctr) || b.clicks - a.clicks || cmpID(a, b); },
+    clicks: function (a, b) { return b.clicks - a.clicks || cmpID(a, b); },
+    served: function (a, b) { return b.served - a.served || cmpID(a, b); },
+    block: cmpID,
+  };
+  function cmpID(a, b) { return a.id < b.id ? -1 : a.id > b.id ? 1 : 0; }
+  function countCells(s, maxCTR) {
+    var bar = el('span', { class: 'bar', 'aria-hidden': 'true' });
+    bar.style.width = (s.ctr && maxCTR ? Math.max(2, Math.round(s.ctr / maxCTR * 100)) : 0) + '%';
+    return [el('td', { class: 'num served', text: fmtNum(s.served) }), visitorsCell(s), el('td', { class: 'num clicks', text: fmtNum(s.clicks) }),
+      el('td', { class: 'num ctr' }, el('span', { class: 'ctr-text', text: pct2(s.ctr) }), maxCTR == null ? null : bar)];
+  }
+  // slotCell is a block's slot; a block the running definitions no
+  // longer hold has none.
+  function slotCell(slot) {
+    return slot ? el('td', { text: slot }) : el('td', { class: 'muted', title: 'The running definitions no longer hold this block.', text: '—' });
+  }
+  function blockRow(first, slotTd, s, maxCTR, attrs) {
+    var tr = el('tr', attrs);
+    tr.appendChild(el('td', { class: 'block', text: first }));
+    tr.appendChild(slotTd);
+    countCells(s, maxCTR).forEach(function (c) { tr.appendChild(c); });
+    return tr;
+  }
+  var blockHead = function (first) {
+    return el('thead', {}, el('tr', {}, el('th', { text: first }), el('th', { text: 'Slot' }), el('th', { class: 'num', text: 'Served' }), el('th', { class: 'num', text: 'Visitors' }),
+      el('th', { class: 'num', text: 'Clicks' }), el('th', { class: 'num', text: 'Click-through rate' })));
+  };
+  function renderBlocks(r) {
+    var box = clear($('bl-result')), order = blockOrder[$('bl-sort').value] || blockOrder.ctr;
+    var byBlock = {}, all = [];
+    r.days.forEach(function (d) {
+      d.blocks.forEach(function (l) {
+        all.push(l);
+        var b = byBlock[l.id] || (byBlock[l.id] = { id: l.id, slot: '', lines: [] });
+        if (l.slot) b.slot = l.slot;
+        b.lines.push(l);
+      });
+    });
+    box.appendChild(el('h2', { text: 'Per block, ' + r.from + (r.to !== r.from ? ' to ' + r.to : '') }));
+    box.appendChild(el('p', { class: 'muted', text: 'Days in ' + r.timezone + '. Click-through rate is clicks per block served.' }));
+    if (!all.length) { box.appendChild(el('p', { id: 'bl-empty', text: 'No block was served or clicked in this range.' })); return; }
+    var totals = Object.keys(byBlock).map(function (id) { var s = sumLines(byBlock[id].lines); s.id = id; s.slot = byBlock[id].slot; return s; }).sort(order);
+    var maxCTR = Math.max.apply(null, totals.map(function (s) { return s.ctr || 0; }));
+    var tb = el('tbody');
+    totals.forEach(function (s) { tb.appendChild(blockRow(s.id, slotCell(s.slot), s, maxCTR, { 'data-block': s.id })); });
+    var foot = el('tfoot', {}, blockRow('All blocks', el('td'), sumLines(all), null, { class: 'total' }));
+    box.appendChild(el('div', { class: 'scroll' }, el('table', { id: 'bl-blocks' }, blockHead('Block'), tb, foot)));
+
+    box.appendChild(el('h2', { text: 'Per day' }));
+    var t = el('table', { id: 'bl-days' }, blockHead('Day and block'));
+    r.days.forEach(function (d) {
+      var g = el('tbody', { 'data-day': d.day });
+      var dayTotal = sumLines(d.blocks);
+      g.appendChild(blockRow(d.day, el('td', { class: 'muted', text: d.blocks.length ? 'all blocks' : 'nothing served' }), dayTotal, null, { class: 'total' }));
+      var lines = d.blocks.map(function (l) { var s = sumLines([l]); s.id = l.id; s.slot = l.slot; return s; }).sort(order);
+      var dayMax = Math.max.apply(null, lines.map(function (s) { return s.ctr || 0; }).concat([0]));
+      lines.forEach(function (s) { g.appendChild(blockRow(s.id, slotCell(s.slot), s, dayMax, { 'data-block': s.id })); });
+      t.appendChild(g);
+    });
+    box.appendChild(el('div', { class: 'scroll' }, t));
+    box.appendChild(el('p', { class: 'muted', text: 'Visitors are distinct per block and day (a HyperLogLog estimate, exact in practice below a few hundred). Over several days or blocks the same person can count more than once, so a total shows the range the true number lies in.' }));
   }
 
   // --- edit ---------------------------------------------------------------

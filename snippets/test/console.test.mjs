@@ -192,3 +192,175 @@ test('console: visitor lookup shows the profile, segments, the decision in words
   await shot(page, 'console-6-visitor-phone');
   await context.close();
 });
+
+// The block report view: numbers read from the page against /admin/v1/report.
+const reportDoc = `segments:
+  - id: sneaker-fans
+    rule: {interest: sneakers}
+blocks:
+  - {id: report-hero, slot: home-hero, html: '<h2><a id="report-link" href="#more">Kijk verder</a></h2>'}
+  - {id: report-banner, slot: banner-top, html: '<p>Gratis verzending</p>'}
+`;
+const reportLines = (rep, id) => rep.days.flatMap((d) => d.blocks).filter((l) => l.id === id);
+const num = (s) => Number(s.replace(/,/g, ''));
+// cells reads a row's served, visitors, clicks and click-through rate as the page shows them.
+const cells = (row) => row.$$eval('td', (tds) => tds.map((td) => (td.querySelector('.ctr-text') || td).textContent));
+function countsOf(texts) {
+  const [served, visitors, clicks, ctr] = texts.slice(2);
+  const v = visitors.split('–').map(num);
+  return { served: num(served), visitors: v.length === 1 ? [v[0], v[0]] : v, clicks: num(clicks), ctr };
+}
+const ctrText = (clicks, served) => (served > 0 ? ((clicks / served) * 100).toFixed(2) + '%' : '—');
+function expectedTotals(lines) {
+  const served = lines.reduce((a, l) => a + l.served, 0), clicks = lines.reduce((a, l) => a + l.clicks, 0);
+  return { served, clicks, visitors: [Math.max(0, ...lines.map((l) => l.visitors)), lines.reduce((a, l) => a + l.visitors, 0)], ctr: ctrText(clicks, served) };
+}
+
+test('console: Blocks shows each block served, visitors, clicks and CTR per range and per day, as /admin/v1/report counts them', async () => {
+  const cur = (await api('GET', '/admin/v1/definitions')).json;
+  const put = await api('PUT', '/admin/v1/definitions?note=block+report', reportDoc, { 'If-Match': `"${cur.revision}"`, 'Content-Type': 'application/yaml' });
+  assert.equal(put.status, 200, JSON.stringify(put.json));
+
+  // Two shoppers: one sees the homepage three times and clicks the hero's link, one sees it once.
+  // On a loaded machine a decide can outlast the snippet's 400 ms, after which the hero keeps its
+  // default and has no link to click: the pages get a generous data-timeout, as in browser.test.mjs.
+  const shopper = async () => {
+    const context = await browser.newContext({ userAgent: UA });
+    await context.route('**/demo/**', async (route) => {
+      if (route.request().resourceType() !== 'document') return route.continue();
+      const r = await route.fetch();
+      await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-timeout="10000">') });
+    });
+    return [context, await context.newPage()];
+  };
+  const [a, ap] = await shopper();
+  for (let i = 0; i < 3; i++) { await ap.goto(BASE + '/demo/'); await ap.evaluate(() => window.etalage.ready); }
+  assert.equal(await ap.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'report-hero', 'the demo serves the new hero');
+  const clicked = ap.waitForResponse((r) => r.url().endsWith('/v1/events') && r.request().postData().includes('block:report-hero'), { timeout: 10000 });
+  await ap.click('#report-link');
+  assert.equal((await clicked).status(), 202);
+  await a.close();
+  const [b, bp] = await shopper();
+  await bp.goto(BASE + '/demo/');
+  await bp.evaluate(() => window.etalage.ready);
+  await b.close();
+
+  // The counts reach the store with the next flush (every 2 s).
+  let rep;
+  for (const until = Date.now() + 30000; Date.now() < until;) {
+    rep = (await api('GET', '/admin/v1/report')).json;
+    const h = reportLines(rep, 'report-hero'), bn = reportLines(rep, 'report-banner');
+    if (h.length && h[0].clicks === 1 && h[0].served === 4 && bn.length && bn[0].served === 4) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  assert.deepEqual(reportLines(rep, 'report-hero').map(({ served, visitors, clicks, ctr, slot }) => ({ served, visitors, clicks, ctr, slot })),
+    [{ served: 4, visitors: 2, clicks: 1, ctr: 0.25, slot: 'home-hero' }], JSON.stringify(rep));
+  assert.deepEqual(reportLines(rep, 'report-banner').map(({ served, visitors, clicks }) => ({ served, visitors, clicks })), [{ served: 4, visitors: 2, clicks: 0 }]);
+
+  const { context, page, errors } = await signedIn();
+  const csp = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) csp.push(m.text()); });
+  await page.click('a[href="#blocks"]');
+  await page.waitForSelector('#bl-blocks');
+  assert.equal(await page.inputValue('#bl-from'), rep.from, 'the range is the server\'s last seven days');
+  assert.equal(await page.inputValue('#bl-to'), rep.to);
+  assert.equal(rep.days.length, 7);
+
+  // Per block over the range, every block of the report, in CTR order.
+  const ids = [...new Set(rep.days.flatMap((d) => d.blocks.map((l) => l.id)))];
+  const rows = await page.$$('#bl-blocks tbody tr');
+  assert.equal(rows.length, ids.length);
+  const shown = [];
+  for (const row of rows) {
+    const id = await row.getAttribute('data-block'), t = await cells(row);
+    assert.equal(t[0], id);
+    assert.deepEqual(countsOf(t), expectedTotals(reportLines(rep, id)), 'block ' + id);
+    shown.push({ id, ctr: t[5] === '—' ? -1 : parseFloat(t[5]) });
+  }
+  const hero = await cells(await page.$('#bl-blocks tbody tr[data-block="report-hero"]'));
+  assert.deepEqual(hero.slice(1), ['home-hero', '4', '2', '1', '25.00%'], 'the hero as counted');
+  for (let i = 1; i < shown.length; i++) assert.ok(shown[i - 1].ctr >= shown[i].ctr, 'sorted by CTR: ' + JSON.stringify(shown));
+  assert.ok(shown.findIndex((s) => s.id === 'report-hero') < shown.findIndex((s) => s.id === 'report-banner'));
+  assert.deepEqual(countsOf(await cells(await page.$('#bl-blocks tfoot tr'))), expectedTotals(rep.days.flatMap((d) => d.blocks)), 'all blocks');
+
+  // Per day: a total per day, and each block's line as the report has it.
+  for (const d of rep.days) {
+    const group = await page.$(`#bl-days tbody[data-day="${d.day}"]`);
+    assert.ok(group, 'day ' + d.day);
+    assert.deepEqual(countsOf(await cells(await group.$('tr.total'))), expectedTotals(d.blocks), 'total of ' + d.day);
+    const lines = await group.$$('tr[data-block]');
+    assert.equal(lines.length, d.blocks.length);
+    for (const l of d.blocks) {
+      const t = await cells(await group.$(`tr[data-block="${l.id}"]`));
+      assert.deepEqual(countsOf(t), { served: l.served, visitors: [l.visitors, l.visitors], clicks: l.clicks, ctr: l.ctr == null ? '—' : (l.ctr * 100).toFixed(2) + '%' }, d.day + ' ' + l.id);
+      assert.equal(t[1], l.slot || '—');
+    }
+  }
+  await shot(page, 'console-7-blocks');
+
+  // Sorted by block instead: ids in order, and the choice kept in the address.
+  await page.selectOption('#bl-sort', 'block');
+  const byID = await page.$$eval('#bl-blocks tbody tr', (l) => l.map((e) => e.getAttribute('data-block')));
+  assert.deepEqual(byID, [...ids].sort());
+  assert.match(page.url(), /#blocks\?.*sort=block/);
+
+  // One day, from an address: only that day.
+  await page.goto(ADMIN + `/admin/#blocks?from=${rep.to}&to=${rep.to}&sort=block`);
+  await page.waitForFunction((d) => document.querySelectorAll('#bl-days tbody').length === 1 && document.querySelector('#bl-days tbody').dataset.day === d, rep.to);
+  assert.equal(await page.inputValue('#bl-sort'), 'block');
+  await page.goBack();
+  await page.waitForFunction(() => document.querySelectorAll('#bl-days tbody').length === 7);
+  assert.equal(await page.inputValue('#bl-from'), rep.from, 'back: the seven days again');
+
+  // Nothing else counted meanwhile: the page and the report describe the same counts.
+  assert.deepEqual((await api('GET', '/admin/v1/report')).json, rep);
+  assert.deepEqual(errors, []);
+  assert.deepEqual(csp, []);
+  await context.close();
+});
+
+test('console: Blocks checks the range in the page and shows the server\'s error when it refuses one', async () => {
+  const { context, page, errors } = await signedIn();
+  await page.click('a[href="#blocks"]');
+  await page.waitForSelector('#bl-blocks, #bl-empty');
+  const asked = [];
+  page.on('request', (r) => { if (r.url().includes('/admin/v1/report')) asked.push(r.url()); });
+
+  await page.fill('#bl-from', '2026-11-24');
+  await page.fill('#bl-to', '2026-11-20');
+  await page.click('#bl-form button');
+  await page.waitForFunction(() => document.getElementById('bl-error').textContent.length > 0);
+  assert.equal(await page.textContent('#bl-error'), 'To (2026-11-20) is before From (2026-11-24).');
+  assert.deepEqual(asked, [], 'a range the page refuses is not sent');
+  assert.equal(await page.$('#bl-blocks'), null, 'no numbers for another range stay on the page');
+
+  // A quarter is the most the server reports: its error, word for word.
+  const want = await api('GET', '/admin/v1/report?from=2026-01-01&to=2026-11-24');
+  assert.equal(want.status, 400);
+  await page.fill('#bl-from', '2026-01-01');
+  await page.fill('#bl-to', '2026-11-24');
+  await page.click('#bl-form button');
+  await page.waitForFunction(() => document.getElementById('bl-error').textContent.includes('days'));
+  assert.equal(await page.textContent('#bl-error'), want.json.error.message);
+  assert.match(want.json.error.message, /span 328 days; a report covers at most 92/);
+  assert.equal(asked.length, 1);
+  assert.equal(await page.$('#bl-blocks'), null);
+  await shot(page, 'console-8-blocks-refused');
+
+  // A good range again clears the error.
+  await page.fill('#bl-from', '2026-11-20');
+  await page.click('#bl-form button');
+  await page.waitForSelector('#bl-blocks, #bl-empty');
+  assert.equal(await page.textContent('#bl-error'), '');
+  assert.equal(await page.$$eval('#bl-days tbody', (l) => l.length), 5);
+
+  // A range from an address, which the page does not check: the server's error.
+  const refused = await api('GET', '/admin/v1/report?from=2026-02-30');
+  assert.equal(refused.status, 400);
+  await page.goto(ADMIN + '/admin/#blocks?from=2026-02-30');
+  await page.waitForFunction(() => document.getElementById('bl-error').textContent.includes('is not a date'));
+  assert.equal(await page.textContent('#bl-error'), refused.json.error.message);
+  assert.equal(await page.$('#bl-blocks'), null);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
