@@ -1,12 +1,15 @@
 package edge
 
 import (
+	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestClassifyAgent(t *testing.T) {
@@ -96,5 +99,60 @@ func TestClassifyCachedAgreesUnderChurn(t *testing.T) {
 		if e := a.slots[i].Load(); e != nil {
 			assert.LessOrEqual(t, len(e.ua), maxCachedAgent)
 		}
+	}
+}
+
+// TestCrawlerMatcherAgreesWithTheList: the indexed matcher answers as the
+// crawler list compiled into one alternation does (what it replaced), for
+// user agents that carry a sample of the literal patterns, ones the
+// expression patterns match, their case-changed forms and browsers.
+func TestCrawlerMatcherAgreesWithTheList(t *testing.T) {
+	var pats []string
+	require.NoError(t, json.Unmarshal(crawlersJSON, &pats))
+	var alts []string
+	for _, p := range pats {
+		if _, err := regexp.Compile(p); err == nil {
+			alts = append(alts, "(?:"+p+")")
+		}
+	}
+	full := regexp.MustCompile(strings.Join(alts, "|"))
+	m := crawlerList()
+	assert.Greater(t, len(m.lits), 500, "most patterns are literal")
+	assert.Less(t, len(m.res), 100)
+
+	uas := []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:132.0) Gecko/20100101 Firefox/132.0",
+		"AdsBot-Google (+http://www.google.com/adsbot.html)", "AdsBot-Google-Mobile", "Wget/1.21.4", "wget", "Seekbot/1.0",
+		"SISTRIX Crawler", "AhrefsSiteAudit/6.1", "SemrushBot/7~bl", "SEMrushBot", "Pingdom.com_bot_version_1.4", "curl/8.5.0",
+		"Apache-HttpClient/4.5.14 (Java/17)", "HTTPie/3.2.2", "BlogTraffic/1.2 Feed-Fetcher", "a Spider from spider.com",
+		"x GoogleAssociationService", "SSL Labs", "Go-http-client/1.1", "facebookexternalhit/1.1", "", "ab", "abc",
+	}
+	for i, p := range pats {
+		if lit, ok := literal(p); ok && i%40 == 0 {
+			uas = append(uas, "Mozilla/5.0 (compatible; "+lit+"/2.1; +https://example.com)", strings.ToLower(lit)+" x", strings.ToUpper(lit))
+		}
+	}
+	matched := 0
+	for _, ua := range uas {
+		want := full.MatchString(ua)
+		assert.Equal(t, want, m.match(ua), "%q", ua)
+		if want {
+			matched++
+		}
+	}
+	assert.Greater(t, matched, len(uas)/3, "the sample reaches the list")
+	assert.Less(t, matched, len(uas), "and browsers are not crawlers")
+}
+
+// BenchmarkClassifyNew: a user agent seen for the first time (nothing
+// cached): what a flood of made-up values costs per request.
+func BenchmarkClassifyNew(b *testing.B) {
+	crawlerList()
+	i := 0
+	for b.Loop() {
+		i++
+		classifyAgent("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1 v" + strconv.Itoa(i))
 	}
 }

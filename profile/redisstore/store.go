@@ -54,9 +54,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	uo.DialTimeout = or(opts.DialTimeout, 500*time.Millisecond)
-	uo.ReadTimeout = or(opts.ReadTimeout, 250*time.Millisecond)
-	uo.WriteTimeout = or(opts.WriteTimeout, 250*time.Millisecond)
+	// Options first, then the URL's own (dial_timeout=…), then defaults
+	// sized for a decide's deadlines.
+	uo.DialTimeout = or(opts.DialTimeout, or(uo.DialTimeout, 500*time.Millisecond))
+	uo.ReadTimeout = or(opts.ReadTimeout, or(uo.ReadTimeout, 250*time.Millisecond))
+	uo.WriteTimeout = or(opts.WriteTimeout, or(uo.WriteTimeout, 250*time.Millisecond))
 	uo.PoolSize = opts.PoolSize
 	// No automatic retries: a Put whose answer timed out may have been
 	// applied, and running it again is not idempotent. The service's own
@@ -71,11 +73,27 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if s.prefix == "" {
 		s.prefix = "etl"
 	}
+	// Redis gets five seconds to answer a first PING, asked again after
+	// each failure: one answer slower than the read timeout (a Redis
+	// loading its data, a busy machine) does not stop the node starting.
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := s.c.Ping(pctx).Err(); err != nil {
-		s.c.Close()
-		return nil, fmt.Errorf("connect to redis: %w: %w", profile.ErrUnavailable, err)
+	for {
+		err := s.c.Ping(pctx).Err()
+		if err == nil {
+			break
+		}
+		var answer redis.Error // Redis answered, with an error: asking again will not help
+		if errors.As(err, &answer) {
+			s.c.Close()
+			return nil, fmt.Errorf("connect to redis: %w: %w", profile.ErrUnavailable, err)
+		}
+		select {
+		case <-pctx.Done():
+			s.c.Close()
+			return nil, fmt.Errorf("connect to redis: %w: %w", profile.ErrUnavailable, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	s.reads = newBatcher(s.c, cmp.Or(opts.ReadPipelines, 4), cmp.Or(opts.MaxBatch, 64))
 	return s, nil
@@ -100,12 +118,17 @@ func ParseURL(raw string) (*redis.UniversalOptions, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", err)
 		}
-		return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}, nil
+		return &redis.UniversalOptions{Addrs: []string{o.Addr}, Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig,
+			DialTimeout: o.DialTimeout, ReadTimeout: o.ReadTimeout, WriteTimeout: o.WriteTimeout}, nil
 	case "redis-cluster", "redis-sentinel":
 	default:
 		return nil, fmt.Errorf("redis url %q: scheme must be redis, rediss, redis-cluster or redis-sentinel", raw)
 	}
 	uo := &redis.UniversalOptions{}
+	rest, query, _ := strings.Cut(rest, "?")
+	if err := parseTimeouts(uo, query); err != nil {
+		return nil, fmt.Errorf("redis url %q: %w", raw, err)
+	}
 	// Credentials come first: user:pass@hosts, or for Sentinel
 	// user:pass@master@hosts.
 	if n := strings.Count(rest, "@"); (scheme == "redis-cluster" && n == 1) || (scheme == "redis-sentinel" && n == 2) {
@@ -148,6 +171,43 @@ func ParseURL(raw string) (*redis.UniversalOptions, error) {
 	}
 	uo.IsClusterMode = scheme == "redis-cluster"
 	return uo, nil
+}
+
+// parseTimeouts takes the timeouts of a cluster or Sentinel URL's query,
+// named as go-redis names them in a redis:// URL (dial_timeout,
+// read_timeout, write_timeout: a Go duration or seconds).
+func parseTimeouts(uo *redis.UniversalOptions, query string) error {
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return err
+	}
+	for name, vs := range q {
+		var d *time.Duration
+		switch name {
+		case "dial_timeout":
+			d = &uo.DialTimeout
+		case "read_timeout":
+			d = &uo.ReadTimeout
+		case "write_timeout":
+			d = &uo.WriteTimeout
+		default:
+			return fmt.Errorf("unknown option %q (dial_timeout, read_timeout, write_timeout)", name)
+		}
+		v := vs[len(vs)-1]
+		t, err := time.ParseDuration(v)
+		if err != nil {
+			secs, serr := strconv.ParseFloat(v, 64)
+			if serr != nil || secs <= 0 {
+				return fmt.Errorf("%s=%q: a duration like 2s", name, v)
+			}
+			t = time.Duration(secs * float64(time.Second))
+		}
+		if t <= 0 {
+			return fmt.Errorf("%s=%q: a duration like 2s", name, v)
+		}
+		*d = t
+	}
+	return nil
 }
 
 func unescape(s string) string {

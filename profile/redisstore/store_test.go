@@ -148,7 +148,22 @@ func TestParseURL(t *testing.T) {
 		assert.Equal(t, tc.pass, o.Password, tc.url)
 		assert.Equal(t, tc.cluster, o.IsClusterMode, tc.url)
 	}
-	for _, bad := range []string{"localhost:6379", "http://x:1", "redis-cluster://", "redis-cluster://a", "redis-cluster://a:1/3", "redis-sentinel://s1:1", "redis-sentinel://m@h:1/x"} {
+	for _, tc := range []struct {
+		url                 string
+		dial, read, written time.Duration
+	}{
+		{url: "redis://h:1/0?read_timeout=3s&dial_timeout=2s&write_timeout=1s", dial: 2 * time.Second, read: 3 * time.Second, written: time.Second},
+		{url: "redis-cluster://a:1,b:2?dial_timeout=2s&read_timeout=1.5", dial: 2 * time.Second, read: 1500 * time.Millisecond},
+		{url: "redis-sentinel://m@s1:26379/1?write_timeout=750ms", written: 750 * time.Millisecond},
+	} {
+		o, err := redisstore.ParseURL(tc.url)
+		require.NoError(t, err, tc.url)
+		assert.Equal(t, tc.dial, o.DialTimeout, tc.url)
+		assert.Equal(t, tc.read, o.ReadTimeout, tc.url)
+		assert.Equal(t, tc.written, o.WriteTimeout, tc.url)
+	}
+	for _, bad := range []string{"localhost:6379", "http://x:1", "redis-cluster://", "redis-cluster://a", "redis-cluster://a:1/3", "redis-sentinel://s1:1", "redis-sentinel://m@h:1/x",
+		"redis-cluster://a:1?pool=3", "redis-cluster://a:1?read_timeout=soon", "redis-cluster://a:1?read_timeout=-1s", "redis-sentinel://m@h:1?dial_timeout=0"} {
 		_, err := redisstore.ParseURL(bad)
 		assert.Error(t, err, bad)
 	}
@@ -207,4 +222,33 @@ func TestClusterPutStandsWhileItsLinksWait(t *testing.T) {
 		at, err := cc.Do(ctx, "PEXPIRETIME", "etl:id:"+ident).Int64()
 		return err == nil && at == recAt
 	}, 10*time.Second, 50*time.Millisecond, "the link takes the record's expiry once its master takes writes")
+}
+
+// TestOpenOutlastsASlowRedis: a Redis that answers slower than the read
+// timeout (here: busy for a second in DEBUG SLEEP) while a node starts
+// does not stop the node starting; and the read timeout a redis:// URL
+// names is the one the store reads with.
+func TestOpenOutlastsASlowRedis(t *testing.T) {
+	p := redistest.StartServer(t, "--enable-debug-command", "yes")
+	c := redis.NewClient(&redis.Options{Addr: p.Addr})
+	t.Cleanup(func() { c.Close() })
+	sleep := func() chan error {
+		done := make(chan error, 1)
+		go func() { done <- c.Do(context.Background(), "DEBUG", "SLEEP", "1").Err() }()
+		time.Sleep(100 * time.Millisecond)
+		return done
+	}
+	done := sleep()
+	st, err := redisstore.Open(context.Background(), "redis://"+p.Addr+"/0", redisstore.Options{})
+	require.NoError(t, err, "the first PING is asked again until Redis answers")
+	st.Close()
+	require.NoError(t, <-done)
+
+	st, err = redisstore.Open(context.Background(), "redis://"+p.Addr+"/0?read_timeout=5s", redisstore.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	done = sleep()
+	_, err = st.Get(context.Background(), profile.NewID(), nil)
+	require.NoError(t, err, "the URL's 5 s read timeout outlasts a 1 s stall")
+	require.NoError(t, <-done)
 }
