@@ -39,6 +39,7 @@ type Store struct {
 	c      redis.UniversalClient
 	prefix string
 	reads  *batcher
+	links  sync.WaitGroup // cluster link expiries still running after their Put answered
 }
 
 // versionLen is the width of the decimal version that prefixes every
@@ -418,7 +419,8 @@ func expiry(now time.Time, ttl time.Duration) int64 {
 
 // Put applies the writes atomically in one Lua script. Links of the
 // primary write are refreshed in the same script on a single Redis, and
-// right after it on a cluster, where they live in other slots.
+// right after it on a cluster, where they live in other slots
+// (followLinks): there an answer past the script is nil, the write stands.
 func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) error {
 	_, cluster := s.c.(*redis.ClusterClient)
 	now := time.Now()
@@ -473,9 +475,36 @@ func (s *Store) Put(ctx context.Context, pid string, writes []profile.Write) err
 		return profile.ErrConflict
 	}
 	if cluster && len(links) > 0 {
-		return s.expireLinks(ctx, pid, links, primaryAt)
+		s.followLinks(ctx, pid, links, primaryAt)
 	}
 	return nil
+}
+
+// linkTimeout bounds the link expiries of one Put on a cluster.
+const linkTimeout = 5 * time.Second
+
+// followLinks gives the links of a record written on a cluster its expiry
+// (expireLinks), waiting for that as long as ctx allows. The record is
+// written by then: the Put's answer is nil, or a caller told "not stored"
+// would store its events again (a degraded decide's page view retried
+// through /v1/events, counted twice). So the links do not stop at the
+// caller's deadline but carry on under linkTimeout. Failing that too,
+// Redis is down, and they keep their expiry until the record's next
+// write.
+func (s *Store) followLinks(ctx context.Context, pid string, links []string, at int64) {
+	done := make(chan struct{})
+	s.links.Add(1)
+	go func() {
+		defer s.links.Done()
+		defer close(done)
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), linkTimeout)
+		defer cancel()
+		_ = s.expireLinks(lctx, pid, links, at)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 var deleteScript = redis.NewScript(`
@@ -896,8 +925,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return fail("ping", s.c.Ping(ctx).Err())
 }
 
-// Close stops the read batcher, then closes the client.
+// Close stops the read batcher, waits for link expiries under way, then
+// closes the client.
 func (s *Store) Close() error {
 	s.reads.shutdown()
+	s.links.Wait()
 	return s.c.Close()
 }

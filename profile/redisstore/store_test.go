@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func openURL(t *testing.T, url string) profile.Store {
-	st, err := redisstore.Open(context.Background(), url, redisstore.Options{})
+func openURL(t *testing.T, url string, opts redisstore.Options) *redisstore.Store {
+	st, err := redisstore.Open(context.Background(), url, opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 	return st
@@ -34,7 +35,8 @@ func TestConformanceSingle(t *testing.T) {
 		c := redis.NewClient(opts)
 		require.NoError(t, c.FlushDB(context.Background()).Err())
 		c.Close()
-		return listed(t, openURL(t, url).(*redisstore.Store), redis.NewClient(opts), "etl")
+		// Test timeouts: the suite's subject is not deadlines.
+		return listed(t, openURL(t, url, redistest.Options()), redis.NewClient(opts), "etl")
 	})
 }
 
@@ -92,7 +94,9 @@ func TestConformanceCluster(t *testing.T) {
 			return c.FlushDB(ctx).Err()
 		}))
 		cc.Close()
-		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(addrs, ","), redisstore.Options{Prefix: "t" + itoa(n)})
+		o := redistest.Options()
+		o.Prefix = "t" + itoa(n)
+		st, err := redisstore.Open(context.Background(), "redis-cluster://"+strings.Join(addrs, ","), o)
 		require.NoError(t, err)
 		t.Cleanup(func() { st.Close() })
 		return listed(t, st, redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs}), "t"+itoa(n))
@@ -105,7 +109,7 @@ func itoa(i int) string {
 
 func TestKilledAndRestarted(t *testing.T) {
 	p := redistest.StartServer(t)
-	st := openURL(t, "redis://"+p.Addr+"/0")
+	st := openURL(t, "redis://"+p.Addr+"/0", redisstore.Options{})
 	ctx := context.Background()
 	pid := profile.NewID()
 	require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("x")}}))
@@ -163,6 +167,61 @@ func TestParseURL(t *testing.T) {
 		_, err := redisstore.ParseURL(bad)
 		assert.Error(t, err, bad)
 	}
+}
+
+// On a cluster a Put's links live in other slots than its record and take
+// its expiry after the script that writes it. A caller's deadline that
+// ends in between must not turn the written record into an error (the
+// caller would store its events again: a degraded decide's page view is
+// retried through /v1/events): the Put answers nil by its deadline, and
+// the links follow.
+func TestClusterPutStandsWhileItsLinksWait(t *testing.T) {
+	addrs := redistest.Cluster(t)
+	ctx := context.Background()
+	st, err := redisstore.Open(ctx, "redis-cluster://"+strings.Join(addrs, ","), redistest.Options())
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { cc.Close() })
+
+	pid := profile.NewID()
+	recMaster, err := cc.MasterForKey(ctx, "etl:{"+pid+"}")
+	require.NoError(t, err)
+	var ident string
+	var linkMaster *redis.Client
+	for i := 0; linkMaster == nil; i++ {
+		ident = "email:" + strconv.Itoa(i)
+		m, err := cc.MasterForKey(ctx, "etl:id:"+ident)
+		require.NoError(t, err)
+		if m.Options().Addr != recMaster.Options().Addr {
+			linkMaster = m
+		}
+	}
+	_, err = st.Link(ctx, ident, pid, time.Minute)
+	require.NoError(t, err)
+	links := []string{ident}
+	require.NoError(t, st.Put(ctx, pid, []profile.Write{{Expect: 0, Version: 1, Data: []byte("p"), TTL: time.Hour, Links: links}}))
+
+	// Writes on the link's master wait 3 s; the record's master answers.
+	const pause = 3 * time.Second
+	require.NoError(t, linkMaster.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err())
+	dctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	began := time.Now()
+	err = st.Put(dctx, pid, []profile.Write{{Expect: 1, Version: 2, Data: []byte("p"), TTL: 2 * time.Hour, Links: links}})
+	took := time.Since(began)
+	require.NoError(t, err, "the record is written: the Put stands")
+	assert.Less(t, took, pause, "the Put answered by its deadline, not after the links")
+	recs, err := st.Get(ctx, pid, nil)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), recs[0].Version)
+
+	recAt, err := cc.Do(ctx, "PEXPIRETIME", "etl:{"+pid+"}").Int64()
+	require.NoError(t, err)
+	assert.Eventually(t, func() bool {
+		at, err := cc.Do(ctx, "PEXPIRETIME", "etl:id:"+ident).Int64()
+		return err == nil && at == recAt
+	}, 10*time.Second, 50*time.Millisecond, "the link takes the record's expiry once its master takes writes")
 }
 
 // TestOpenOutlastsASlowRedis: a Redis that answers slower than the read

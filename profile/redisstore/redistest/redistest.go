@@ -198,7 +198,8 @@ func StartCluster(tb testing.TB) []*Process {
 // Options are store options for tests whose subject is not deadlines. On a
 // busy test machine (race builds of several packages at once) a Redis call
 // can wait on the scheduler past the production read/write timeouts of
-// 250 ms and fail the test for a reason that is not its own.
+// 250 ms, or a new connection past the dial timeout of 500 ms, and fail
+// the test for a reason that is not its own.
 func Options() redisstore.Options {
-	return redisstore.Options{ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
+	return redisstore.Options{DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 }
