@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,8 +91,23 @@ func freePort(tb testing.TB) string {
 
 // startNode runs the real binary with store and extra flags, waiting until
 // it is ready; it is stopped with SIGTERM when the test ends.
+//
+// A test whose subject is not deadlines gets generous ones (5 s for the
+// decide's read and write, and Redis' own timeouts): the race build beside
+// other packages on a busy machine can take longer than production's
+// 50/250 ms and answer degraded. Tests of deadlines pass production
+// ones (production below) and get the Redis defaults too.
+// production are serve's default deadlines, for tests of them.
+var production = []string{"--store-deadline", "50ms", "--write-deadline", "250ms"}
+
 func startNode(tb testing.TB, store string, extra ...string) *node {
 	tb.Helper()
+	if !slices.Contains(extra, "--store-deadline") {
+		extra = append([]string{"--store-deadline", "5s", "--write-deadline", "5s"}, extra...)
+		if strings.HasPrefix(store, "redis://") || strings.HasPrefix(store, "redis-cluster://") {
+			store += "?dial_timeout=5s&read_timeout=5s&write_timeout=5s"
+		}
+	}
 	n := &node{public: freePort(tb), admin: freePort(tb), logs: &syncBuffer{}}
 	args := append([]string{"serve",
 		"--listen", n.public, "--admin-listen", n.admin, "--store", store,
@@ -314,7 +330,7 @@ func TestTwoNodesShareDefinitions(t *testing.T) {
 // their deadline and events answer 503; with Redis back, both recover.
 func TestRedisKilledMidTest(t *testing.T) {
 	proc := redistest.StartServer(t)
-	n := startNode(t, "redis://"+proc.Addr+"/0")
+	n := startNode(t, "redis://"+proc.Addr+"/0", production...)
 	b := newBrowser(t)
 	// The node runs with production deadlines (the test's subject); on a
 	// busy machine a first write can miss its 250 ms, so the healthy

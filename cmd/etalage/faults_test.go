@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,7 +127,7 @@ func rssKB(pid int) int64 {
 // stays bounded, and decisions are personalised again soon after.
 func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	proc := redistest.StartServer(t, "--appendonly", "yes", "--appendfsync", "always")
-	n := startNode(t, "redis://"+proc.Addr+"/0")
+	n := startNode(t, "redis://"+proc.Addr+"/0", production...)
 	stop := make(chan struct{})
 	const workers = 4
 	f, browsers := steadyLoad(t, n, workers, stop)
@@ -174,7 +175,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 func TestFaultSlowRedis(t *testing.T) {
 	proc := redistest.StartServer(t, "--enable-debug-command", "yes")
 	addr := proc.Addr
-	n := startNode(t, "redis://"+addr+"/0", "--cache-size", "0")
+	n := startNode(t, "redis://"+addr+"/0", slices.Concat(production, []string{"--cache-size", "0"})...)
 	b := newBrowser(t)
 	b.decide(t, n, sneakerView)
 	c := redis.NewClient(&redis.Options{Addr: addr})
@@ -269,7 +270,7 @@ func TestFaultClusterNodeStopped(t *testing.T) {
 	for i, p := range procs {
 		addrs[i] = p.Addr
 	}
-	n := startNode(t, "redis-cluster://"+strings.Join(addrs, ","), "--cache-size", "0")
+	n := startNode(t, "redis-cluster://"+strings.Join(addrs, ","), slices.Concat(production, []string{"--cache-size", "0"})...)
 	const visitors = 30
 	bs := make([]*browser, visitors)
 	for i := range bs {
