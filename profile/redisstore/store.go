@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/etalage/etalage/profile"
 	"github.com/redis/go-redis/v9"
@@ -258,11 +259,7 @@ func (s *Store) ObserveBatches(f func(reads int)) {
 // Get reads the primary and seasonal records with one MGET, sent in a
 // pipeline together with the MGETs of concurrent Gets.
 func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profile.Record, error) {
-	keys := make([]string, 0, 1+len(seasons))
-	keys = append(keys, s.primaryKey(pid))
-	for _, se := range seasons {
-		keys = append(keys, s.seasonKey(pid, se))
-	}
+	keys := s.readKeys(pid, seasons)
 	vals, err := s.reads.mget(ctx, keys)
 	if err != nil {
 		return nil, fail("get profile", err)
@@ -277,9 +274,38 @@ func (s *Store) Get(ctx context.Context, pid string, seasons []string) ([]profil
 		if err != nil {
 			continue
 		}
-		out[i] = profile.Record{Data: []byte(str[versionLen:]), Version: ver}
+		// The reply's string is this read's alone (go-redis made it for
+		// this answer and keeps nothing of it): its bytes become the
+		// record's without a copy.
+		data := str[versionLen:]
+		out[i] = profile.Record{Data: unsafe.Slice(unsafe.StringData(data), len(data)), Version: ver}
 	}
 	return out, nil
+}
+
+// readKeys returns the primary and seasonal record keys of pid, cut from
+// one string: one allocation for them all.
+func (s *Store) readKeys(pid string, seasons []string) []string {
+	head := len(s.prefix) + 2 + len(pid) + 1 // prefix:{pid}
+	n := head
+	for _, se := range seasons {
+		n += head + 3 + len(se)
+	}
+	b := make([]byte, 0, n)
+	b = append(append(append(append(b, s.prefix...), ":{"...), pid...), '}')
+	for _, se := range seasons {
+		b = append(append(b, b[:head]...), ":s:"...)
+		b = append(b, se...)
+	}
+	all := unsafe.String(unsafe.SliceData(b), len(b))
+	keys := make([]string, 1+len(seasons))
+	keys[0] = all[:head]
+	at := head
+	for i, se := range seasons {
+		end := at + head + 3 + len(se)
+		keys[1+i], at = all[at:end], end
+	}
+	return keys
 }
 
 // putScript checks every expected version, then writes. ARGV: the number
