@@ -43,10 +43,20 @@ func TestReportGoalsAndFailure(t *testing.T) {
 	assert.Contains(t, out, "warm decide p99 at 8 connections ≤ 0.5 ms: 0.4 ms — met")
 	assert.Contains(t, out, "cold decide p99 at 8 connections ≤ 1.5 ms: 1.6 ms — NOT met")
 	assert.Contains(t, out, "events ≥ 25,000/s into Redis, nothing lost: 30000 events/s — met")
+	assert.Contains(t, out, "cold decide p99 at 8 connections ≤ 1.0 ms (issue 18): 1.6 ms — NOT met")
+	assert.Contains(t, out, "cold decide ≥ 0.35 of hello and ≥ the go-redis anchor's 0 (issue 18): 0.23 — NOT met", "no anchor row: its figure is 0")
 
 	rows[6].failed, rows[6].note = true, "10 batches acknowledged over all runs, 9 found stored"
 	b.Reset()
 	assert.True(t, report(&b, rows, o), "a lost event fails the run")
 	assert.Contains(t, b.String(), "FAILED 10 batches acknowledged")
 	assert.Contains(t, b.String(), "nothing lost: 30000 events/s — NOT met")
+}
+
+func TestRoundRatios(t *testing.T) {
+	hello := []row{{rps: 100000}, {rps: 50000}, {rps: 80000}}
+	cold := []row{{rps: 36000}, {rps: 17000}, {rps: 28000}}
+	assert.Equal(t, "ratio per round 0.360, 0.340, 0.350 (median 0.350)", roundRatios(cold, hello))
+	assert.Empty(t, roundRatios(cold[:1], hello[:1]), "one round says nothing more than the table")
+	assert.Empty(t, roundRatios(cold, hello[:2]))
 }

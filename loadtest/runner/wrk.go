@@ -148,8 +148,14 @@ func (w *wrkRun) run() ([]row, error) {
 	}
 	var rows []row
 	for _, conns := range []int{64, 8} {
+		hello := all[keyOf(row{key: "hello", generator: "wrk", conns: strconv.Itoa(conns)})]
 		for _, t := range targets {
-			rows = append(rows, medianRow(all[keyOf(row{key: t.key, generator: "wrk", conns: strconv.Itoa(conns)})]))
+			rs := all[keyOf(row{key: t.key, generator: "wrk", conns: strconv.Itoa(conns)})]
+			r := medianRow(rs)
+			if t.key != "hello" {
+				r.note = joinNotes(roundRatios(rs, hello), r.note)
+			}
+			rows = append(rows, r)
 		}
 	}
 	if vs, ok := visitors["events"]; ok {
