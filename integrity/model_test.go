@@ -49,6 +49,12 @@ const (
 // to the seasonal profile. The service clock advances a second per step.
 var start = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 
+// regressionSeeds are programs that found a defect, replayed first on every
+// store: 9098571418451051246 merged a profile into one whose identify was
+// still under way and then merged elsewhere (a forward to a forward, the
+// merged counters counted twice).
+var regressionSeeds = []uint64{9098571418451051246}
+
 // TestModel runs random programs against the real service on every store
 // until -integrity.time has passed on each, checking after every step. A
 // failure names the seed; -integrity.seed=N replays that program (the
@@ -61,11 +67,22 @@ func TestModel(t *testing.T) {
 			var programs, steps, ops int
 			slowest := map[string]time.Duration{}
 			deadline := time.Now().Add(*flagTime)
-			seed := *flagSeed
-			if seed == 0 {
-				seed = rand.Uint64()
+			// Programs that once found a defect run first, every time;
+			// then random ones.
+			queue := slices.Clone(regressionSeeds)
+			if *flagSeed != 0 {
+				queue = []uint64{*flagSeed}
 			}
-			for first := true; first || (*flagSeed == 0 && time.Now().Before(deadline)); first = false {
+			next := func() uint64 {
+				if len(queue) > 0 {
+					s := queue[0]
+					queue = queue[1:]
+					return s
+				}
+				return rand.Uint64()
+			}
+			seed := next()
+			for first := true; first || (*flagSeed == 0 && (len(queue) > 0 || time.Now().Before(deadline))); first = false {
 				p := runProgram(t, be, seed)
 				programs++
 				steps += p.steps
@@ -77,7 +94,7 @@ func TestModel(t *testing.T) {
 					t.Logf("FAILED: replay with go test -run 'TestModel/%s' ./integrity/ -integrity.seed=%d", be.name, seed)
 					return
 				}
-				seed = rand.Uint64()
+				seed = next()
 			}
 			t.Logf("%s: %d programs, %d steps, %d operations, checked after every step; slowest answers %v", be.name, programs, steps, ops, slowest)
 		})

@@ -113,6 +113,7 @@ func (s *Service) identify(ctx context.Context, pid string, ev *Event, pol *Poli
 		keys[i] = k
 	}
 	id := &identity{}
+	waited := time.Duration(0)
 	for attempt := 0; ; attempt++ {
 		if attempt > maxRetries {
 			s.unlinkAll(id)
@@ -155,6 +156,31 @@ func (s *Service) identify(ctx context.Context, pid string, ev *Event, pol *Poli
 			if o != "" {
 				target = o
 				break
+			}
+		}
+		if target != "" && target != pid {
+			// A link can name a profile whose identify is still under
+			// way: its record is not yet a contact's, and that identify
+			// may yet withdraw the link and merge the profile elsewhere.
+			// Merging into it then would leave a forward to a forward and
+			// count the merged profile twice. Wait for the contact to be
+			// written (or the link to go), then decide again.
+			settled, err := s.isContact(ctx, target, pol)
+			if err != nil {
+				s.unlinkAll(id)
+				return nil, err
+			}
+			if !settled && waited < linkSettle {
+				s.unlinkAll(id)
+				pause := min(time.Millisecond<<min(attempt, 5), linkSettle-waited)
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("identify: %w: %w", ErrUnavailable, ctx.Err())
+				case <-time.After(pause):
+				}
+				waited += pause
+				attempt--
+				continue
 			}
 		}
 		if target == "" {
@@ -209,6 +235,21 @@ func (s *Service) identify(ctx context.Context, pid string, ev *Event, pol *Poli
 		}
 		return id, nil
 	}
+}
+
+// linkSettle bounds how long an identify waits for the profile a link
+// names to become a contact's (see identify); past it, a link that never
+// settles (its identify failed and could not withdraw it) is taken as it is.
+const linkSettle = 2 * time.Second
+
+// isContact reports whether pid's primary record is a known contact's
+// (not absent, anonymous or a forward).
+func (s *Service) isContact(ctx context.Context, pid string, pol *Policy) (bool, error) {
+	v, err := s.read(ctx, pid, pol)
+	if err != nil {
+		return false, err
+	}
+	return v.forward == "" && v.Primary.Known, nil
 }
 
 // unlinkAll removes the links this identify created: nothing was written
