@@ -185,3 +185,24 @@ func TestBlockReportCountsRealDays(t *testing.T) {
 	}
 	assert.Positive(t, served)
 }
+
+// TestShutdownBeforeServe: a Shutdown that comes before Serve has begun
+// serving still ends it (a test that shut down right after starting hung
+// for 12 minutes on a busy machine).
+func TestShutdownBeforeServe(t *testing.T) {
+	st, err := embeddedstore.Open(t.TempDir())
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	srv, err := New(t.Context(), st, Config{Secrets: [][]byte{[]byte("test-secret-0123456789")}, AdminToken: testAdminToken,
+		Now: func() time.Time { return testNow }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	require.NoError(t, srv.Shutdown(t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(fasthttputil.NewInmemoryListener(), fasthttputil.NewInmemoryListener()) }()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve still serving 10 s after Shutdown")
+	}
+}

@@ -144,6 +144,7 @@ type Server struct {
 
 	public, admin *fasthttp.Server
 	done          chan struct{}
+	shut          chan struct{} // closed once Shutdown stopped the listeners' servers
 	wg            sync.WaitGroup
 }
 
@@ -174,6 +175,7 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 		metrics: newMetrics(),
 		blocks:  newBlockCounter(),
 		done:    make(chan struct{}),
+		shut:    make(chan struct{}),
 	}
 	s.profiles = profile.NewService(s.metrics.watchStore(store), profile.Options{Now: cfg.Now})
 	var err error
@@ -244,11 +246,30 @@ func (s *Server) Serve(public, admin net.Listener) error {
 	}()
 	go func() { errc <- s.public.Serve(public) }()
 	go func() { errc <- s.admin.Serve(admin) }()
-	err := <-errc
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+	// A Shutdown that came before the listeners were being served (a
+	// signal right at start) found nothing to stop: closing the listeners
+	// ends Serve all the same.
+	go func() {
+		<-s.shut
+		public.Close()
+		admin.Close()
+	}()
+	for range 2 {
+		if err := <-errc; err != nil && !s.stopping() {
+			return fmt.Errorf("serve: %w", err)
+		}
 	}
-	return <-errc
+	return nil
+}
+
+// stopping reports whether Shutdown has begun.
+func (s *Server) stopping() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Shutdown stops accepting connections, waits for in-flight requests (until
@@ -257,6 +278,7 @@ func (s *Server) Serve(public, admin net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	close(s.done)
 	err := errors.Join(s.public.ShutdownWithContext(ctx), s.admin.ShutdownWithContext(ctx))
+	close(s.shut)
 	s.wg.Wait()
 	if ferr := s.blocks.flush(ctx, s.profiles); ferr != nil {
 		// A store that is down loses the last seconds of counts; the

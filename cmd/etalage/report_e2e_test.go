@@ -122,15 +122,23 @@ func checkBlockReport(t *testing.T, nodes []*node, tl *tally) {
 		total += n
 	}
 	require.Greater(t, len(tl.served), 3, "the traffic shows several blocks: %v", tl.served)
+	var clicked int64
+	for _, n := range tl.clicks {
+		clicked += n
+	}
 	var got map[string]blockLine
 	require.Eventually(t, func() bool {
 		got = blockReportOf(t, nodes[0])
-		var sum int64
+		var sum, clicks int64
 		for _, b := range got {
 			sum += b.Served
+			clicks += b.Clicks
 		}
-		return sum == total
-	}, 15*time.Second, 200*time.Millisecond, "served counts reach the store within a few flushes")
+		// A click is counted once its event is stored and reaches the
+		// store with the next flush: it may come a flush after the
+		// served counts.
+		return sum == total && clicks == clicked
+	}, 15*time.Second, 200*time.Millisecond, "served and click counts reach the store within a few flushes")
 	for _, n := range nodes {
 		got = blockReportOf(t, n)
 		for id, served := range tl.served {
