@@ -179,14 +179,11 @@ func New(ctx context.Context, store profile.Store, cfg Config) (*Server, error) 
 	}
 	s.profiles = profile.NewService(s.metrics.watchStore(store), profile.Options{Now: cfg.Now})
 	var err error
-	if s.agents, err = newAgents(); err != nil {
-		return nil, fmt.Errorf("user agent cache: %w", err)
-	}
+	s.agents = newAgents()
 	if s.cache, err = newProfileCache(cfg.CacheBytes, cfg.CacheTTL, s.profiles); err != nil {
 		return nil, fmt.Errorf("profile cache: %w", err)
 	}
 	if err := s.loadDefinitions(ctx); err != nil {
-		s.agents.close()
 		s.cache.close()
 		return nil, err
 	}
@@ -285,7 +282,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// shutdown itself went well.
 		s.log.Warn("shutdown: flush the block report", "err", ferr)
 	}
-	s.agents.close()
 	s.cache.close()
 	return err
 }

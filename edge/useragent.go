@@ -140,15 +140,11 @@ type cachedAgent struct {
 	agent
 }
 
-func newAgents() (*agents, error) {
-	return newAgentTable(agentSlots), nil
-}
+func newAgents() *agents { return newAgentTable(agentSlots) }
 
 func newAgentTable(slots int) *agents {
 	return &agents{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cachedAgent], slots)}
 }
-
-func (a *agents) close() {}
 
 // classify returns the agent for a User-Agent value.
 func (a *agents) classify(ua []byte) *agent {

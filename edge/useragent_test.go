@@ -47,11 +47,7 @@ func TestClassifyAgent(t *testing.T) {
 }
 
 func BenchmarkClassifyCached(b *testing.B) {
-	a, err := newAgents()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.close()
+	a := newAgents()
 	ua := []byte("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	a.classify(ua)
 	b.ReportAllocs()

@@ -178,36 +178,36 @@ func (s *Service) LoadPacked(ctx context.Context, pid string, pol *Policy, sc *S
 
 // readPacked is the store read of read, packed.
 func (s *Service) readPacked(ctx context.Context, pid string, pol *Policy) (Packed, error) {
-	get := seasonIDs(pol)
-	if pol.Watcher != nil {
-		get = append(get, TriggerRecord)
-	}
-	recs, err := s.store.Get(ctx, pid, get)
+	recs, trig, err := s.readRecords(ctx, pid, pol, seasonIDs(pol))
 	if err != nil {
-		return Packed{}, fmt.Errorf("load profile: %w", err)
-	}
-	var trig Record
-	if pol.Watcher != nil {
-		trig, recs = recs[len(recs)-1], recs[:len(recs)-1]
+		return Packed{}, err
 	}
 	return pack(recs, trig, pol.Watcher != nil), nil
 }
 
-// read is Load without following a forward.
-func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
-	ids := seasonIDs(pol)
+// readRecords reads pid's primary record, its records of the seasons ids
+// and, when pol has a Watcher, its trigger record, in one store round trip.
+func (s *Service) readRecords(ctx context.Context, pid string, pol *Policy, ids []string) (recs []Record, trig Record, err error) {
 	get := ids
 	if pol.Watcher != nil {
 		// The trigger record travels with the profile in the same read.
 		get = append(ids[:len(ids):len(ids)], TriggerRecord)
 	}
-	recs, err := s.store.Get(ctx, pid, get)
-	if err != nil {
-		return nil, fmt.Errorf("load profile: %w", err)
+	if recs, err = s.store.Get(ctx, pid, get); err != nil {
+		return nil, Record{}, fmt.Errorf("load profile: %w", err)
 	}
-	var trig Record
 	if pol.Watcher != nil {
 		trig, recs = recs[len(recs)-1], recs[:len(recs)-1]
+	}
+	return recs, trig, nil
+}
+
+// read is Load without following a forward.
+func (s *Service) read(ctx context.Context, pid string, pol *Policy) (*Snapshot, error) {
+	ids := seasonIDs(pol)
+	recs, trig, err := s.readRecords(ctx, pid, pol, ids)
+	if err != nil {
+		return nil, err
 	}
 	snap := s.snapshot(pid, pol, ids, recs)
 	snap.Trigger, snap.watched = trig, pol.Watcher != nil
