@@ -114,8 +114,12 @@ func blockReportOf(t *testing.T, n *node) map[string]blockLine {
 
 // checkBlockReport waits for the nodes' flushes (every 2 s) and compares
 // the report with what the visitors saw: served and clicks exactly, summed
-// over the nodes; distinct visitors within 2% (the HyperLogLog's standard
-// error is 0.81%; at a few hundred visitors it is all but exact).
+// over the nodes; distinct visitors within the sketch's error: three
+// standard errors of Redis' HyperLogLog (1.04/√16384 = 0.81% each), and at
+// least 4. At the few dozen visitors a test has, the error is visitors
+// sharing one of the 16,384 registers: n²/32768 of them on average (0.17
+// at 75), so an estimate 2 short comes about once in 80 runs (it did), 5
+// short about once in a million.
 func checkBlockReport(t *testing.T, nodes []*node, tl *tally) {
 	var total int64
 	for _, n := range tl.served {
@@ -146,7 +150,7 @@ func checkBlockReport(t *testing.T, nodes []*node, tl *tally) {
 			assert.Equal(t, served, b.Served, "%s served", id)
 			assert.Equal(t, tl.clicks[id], b.Clicks, "%s clicks", id)
 			want := float64(len(tl.visitors[id]))
-			assert.LessOrEqual(t, math.Abs(float64(b.Visitors)-want), math.Max(1, 0.02*want), "%s: %d visitors, estimated %d", id, int(want), b.Visitors)
+			assert.LessOrEqual(t, math.Abs(float64(b.Visitors)-want), math.Max(4, 3*0.0081*want), "%s: %d visitors, estimated %d", id, int(want), b.Visitors)
 		}
 		assert.Len(t, got, len(tl.served), "no block counted that was not served: %v", got)
 	}
