@@ -231,8 +231,17 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
       const r = await route.fetch();
       await route.fulfill({ response: r, body: (await r.text()).replace('<script async src="/snippet.js">', '<script async src="/snippet.js" data-timeout="10000">') });
     });
-    return [context, await context.newPage()];
+    const page = await context.newPage();
+    // Each decide as the browser saw it, for the failure message.
+    page.on('response', async (r) => {
+      if (!r.url().endsWith('/v1/decide')) return;
+      const b = await r.json().catch(() => ({}));
+      decides.push({ status: r.status(), degraded: b.degraded, cookie: b.cookie, hero: b.blocks && b.blocks['home-hero'] && b.blocks['home-hero'].id });
+    });
+    page.on('requestfailed', (r) => { if (r.url().endsWith('/v1/decide')) decides.push({ failed: r.failure() && r.failure().errorText }); });
+    return [context, page];
   };
+  const decides = [];
   const [a, ap] = await shopper();
   for (let i = 0; i < 3; i++) { await ap.goto(BASE + '/demo/'); await ap.evaluate(() => window.etalage.ready); }
   assert.equal(await ap.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'report-hero', 'the demo serves the new hero');
@@ -254,7 +263,7 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
     await new Promise((r) => setTimeout(r, 300));
   }
   assert.deepEqual(reportLines(rep, 'report-hero').map(({ served, visitors, clicks, ctr, slot }) => ({ served, visitors, clicks, ctr, slot })),
-    [{ served: 4, visitors: 2, clicks: 1, ctr: 0.25, slot: 'home-hero' }], JSON.stringify(rep));
+    [{ served: 4, visitors: 2, clicks: 1, ctr: 0.25, slot: 'home-hero' }], JSON.stringify({ decides, rep }));
   assert.deepEqual(reportLines(rep, 'report-banner').map(({ served, visitors, clicks }) => ({ served, visitors, clicks })), [{ served: 4, visitors: 2, clicks: 0 }]);
 
   const { context, page, errors } = await signedIn();
