@@ -134,7 +134,7 @@ test('a degraded answer puts the events back and sends them through /v1/events',
     status: 200, contentType: 'application/json',
     body: JSON.stringify({ visitor: null, segments: [], blocks: { 'home-hero': null }, degraded: true }),
   }));
-  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events'), { timeout: 5000 });
+  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events'), { timeout: 30000 });
   await visit(page, '/demo/c/sneakers');
   const req = await events;
   const body = JSON.parse(req.postData());
@@ -274,13 +274,13 @@ test('events are retried after a 503 with Retry-After', async () => {
     if (refused++ === 0) return route.fulfill({ status: 503, headers: { 'Retry-After': '1' }, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"down"}}' });
     return route.continue();
   });
-  const delivered = page.waitForResponse((r) => r.url().endsWith('/v1/events') && r.status() === 202, { timeout: 8000 });
+  const delivered = page.waitForResponse((r) => r.url().endsWith('/v1/events') && r.status() === 202, { timeout: 30000 });
   await page.evaluate(() => window.etalage.track('interest', { name: 'sneakers', on: true }));
   await delivered;
   assert.equal(refused, 2, 'one refusal, then the retry');
   // The snippet empties its queue once it has read the answer, a moment
   // after the response event.
-  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]', null, { timeout: 5000 });
+  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]', null, { timeout: 30000 });
   await context.close();
 });
 
@@ -386,7 +386,7 @@ test('experiments go to the dataLayer, and a click in a slot is reported for its
     { event: 'experiment_viewed', experiment_id: 'holdout', variant_id: 'personalised' },
     { event: 'experiment_viewed', experiment_id: 'hero-test', variant_id: 'bold' },
   ]);
-  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('block:hero-bold'), { timeout: 5000 });
+  const events = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('block:hero-bold'), { timeout: 30000 });
   await page.click('#bold-link');
   const body = JSON.parse((await events).postData());
   assert.ok(body.events.some((e) => e.type === 'click' && e.target === 'block:hero-bold'), JSON.stringify(body));
@@ -413,7 +413,7 @@ for (const [how, fail] of [
     const { context, page } = await newPage();
     await visit(page, '/demo/'); // a visitor with a cookie
     await page.route('**/v1/decide', fail);
-    const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/running'), { timeout: 8000 });
+    const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/running'), { timeout: 30000 });
     await page.goto(BASE + '/demo/c/running');
     await page.waitForFunction(() => window.etalage && window.etalage.ready);
     assert.equal(await page.evaluate(() => window.etalage.ready), null, 'no decision');
@@ -459,7 +459,7 @@ test('a rejection that names no event is narrowed down one event at a time', asy
   await visit(page, '/demo/');
   // On a loaded machine the page view may have come back degraded and be
   // queued: start from an empty queue, so the batch is exactly the three.
-  await page.waitForFunction(() => (localStorage.getItem('etalage:q') || '[]') === '[]', null, { timeout: 10000 });
+  await page.waitForFunction(() => (localStorage.getItem('etalage:q') || '[]') === '[]', null, { timeout: 30000 });
   const abort = (route) => route.abort();
   await page.route('**/v1/events', abort);
   const aborted = page.waitForEvent('requestfailed', (r) => r.url().endsWith('/v1/events'));
@@ -481,7 +481,7 @@ test('a rejection that names no event is narrowed down one event at a time', asy
   });
   await page.unroute('**/v1/events', abort);
   await page.evaluate(() => window.etalage.flush());
-  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]', null, { timeout: 15000 });
+  await page.waitForFunction(() => localStorage.getItem('etalage:q') === '[]', null, { timeout: 30000 });
   assert.deepEqual(batches, [3, 1, 1, 1], 'the batch, then one by one');
   const p = await me(page);
   assert.ok(p.profile.primary.interests.one && p.profile.primary.interests.two, JSON.stringify(p.profile.primary.interests));
@@ -499,7 +499,7 @@ test('a decide refused for a queued event keeps the page view and the other even
   await page.waitForTimeout(150);
   await page.unroute('**/v1/events');
   const refused = page.waitForResponse((r) => r.url().endsWith('/v1/decide') && r.status() === 400);
-  const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/toys'), { timeout: 8000 });
+  const delivered = page.waitForRequest((r) => r.url().endsWith('/v1/events') && r.postData().includes('/demo/c/toys'), { timeout: 30000 });
   await page.goto(BASE + '/demo/c/toys');
   assert.equal((await (await refused).json()).error.event, 1, 'the page view is events[0], the bad queued event events[1]');
   const sent = JSON.parse((await delivered).postData()).events;

@@ -245,7 +245,7 @@ test('console: Blocks shows each block served, visitors, clicks and CTR per rang
   const [a, ap] = await shopper();
   for (let i = 0; i < 3; i++) { await ap.goto(BASE + '/demo/'); await ap.evaluate(() => window.etalage.ready); }
   assert.equal(await ap.getAttribute('[data-etalage-slot="home-hero"]', 'data-etalage-block'), 'report-hero', 'the demo serves the new hero');
-  const clicked = ap.waitForResponse((r) => r.url().endsWith('/v1/events') && r.request().postData().includes('block:report-hero'), { timeout: 10000 });
+  const clicked = ap.waitForResponse((r) => r.url().endsWith('/v1/events') && r.request().postData().includes('block:report-hero'), { timeout: 30000 });
   await ap.click('#report-link');
   assert.equal((await clicked).status(), 202);
   await a.close();
